@@ -1,0 +1,57 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is a step of theirs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PY_SOURCES := core mailer subscribers tests bench web.py worker.py
+
+.PHONY: demo test lint types pytest translations migration clean bench i18n
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	touch $(STAMP)
+
+# Compiled catalogues are build products, made from the .po files each time (it takes a moment).
+translations: $(STAMP)
+	@for dir in core/translations mailer/translations subscribers/translations; do \
+	  if [ -d $$dir ]; then $(BIN)/pybabel compile -d $$dir >$(VENV)/pybabel.log 2>&1 \
+	    || { cat $(VENV)/pybabel.log; exit 1; }; fi; done
+
+demo: $(STAMP) translations
+	$(BIN)/python -m core.demo $(if $(ONCE),--once,)
+
+test: lint types pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) translations
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) translations
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Rewrite migrations/versions/0001_initial.py from the models (until the first release).
+migration: $(STAMP)
+	$(BIN)/python -m core.migrate
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+
+# Extract every package's strings and merge them into its catalogues; then translate the new ones.
+i18n: $(STAMP)
+	@for pkg in core mailer subscribers; do \
+	  if [ -f $$pkg/babel.cfg ]; then \
+	    $(BIN)/pybabel extract -F $$pkg/babel.cfg -k _l -k lazy_gettext -o $$pkg/translations/messages.pot . || exit 1; \
+	    for lang in zh; do \
+	      if [ -f $$pkg/translations/$$lang/LC_MESSAGES/messages.po ]; then \
+	        $(BIN)/pybabel update -N -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang; \
+	      else $(BIN)/pybabel init -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang; fi; \
+	    done; fi; done

@@ -1,0 +1,57 @@
+"""Celery bound to the Flask app: every task runs inside an app context (Flask's Celery pattern)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery import Task
+from flask import Flask
+
+# Packages whose ``tasks`` module defines @shared_task functions.
+TASK_PACKAGES = ["mailer", "subscribers"]
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app from the Flask config and store it in ``app.extensions``."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.import_name, task_cls=FlaskTask)
+    celery_app.conf.update(celery_settings(app.config))
+    celery_app.set_default()
+    celery_app.autodiscover_tasks(TASK_PACKAGES, force=True)
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def celery_settings(config: Any) -> dict[str, Any]:
+    """The Celery settings that make delivery reliable (see ARCHITECTURE.md, "The send path")."""
+    transport = {"visibility_timeout": config["VISIBILITY_TIMEOUT"]}
+    return {
+        "broker_url": config["REDIS_URL"],
+        "result_backend": config["REDIS_URL"],
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        # A task is acknowledged only when it has finished, and a worker that dies mid-task
+        # gives it back to the queue: no batch is lost with the process that held it.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # One message at a time per process, so a slow batch never holds others hostage.
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": config["TASK_TIME_LIMIT"],
+        "task_soft_time_limit": max(config["TASK_TIME_LIMIT"] - 15, 1),
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "result_expires": 86_400,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "requeue-stale-outbox": {"task": "mailer.tasks.requeue_stale", "schedule": 60.0},
+        },
+    }

@@ -1,0 +1,165 @@
+"""Configuration in layers: documented defaults here, then an instance file, then the environment.
+
+Every key the application reads is listed in ``DEFAULTS`` with a comment saying what it means.
+An operator sets any of them as an environment variable with the ``NEWSLETTER_`` prefix
+(``NEWSLETTER_DATABASE_URL``); values that look like JSON (numbers, ``true``, lists) are parsed
+as JSON, as Flask's ``from_prefixed_env`` does. The README's configuration table is generated
+from this mapping (``python -m core.config``) so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "NEWSLETTER"
+
+# Each entry: key -> (default, one-line meaning). Order is the order of the README table.
+DEFAULTS: dict[str, tuple[Any, str]] = {
+    "ENV": (
+        "production",
+        "production or development; development enables the mail viewer and dev defaults",
+    ),
+    "SECRET_KEY": (None, "signs sessions and tokens; required in production"),
+    "DATABASE_URL": (
+        f"sqlite:///{ROOT / 'var' / 'newsletter.db'}",
+        "SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
+    ),
+    "REDIS_URL": ("redis://127.0.0.1:6379/0", "Celery broker and result backend"),
+    "RATELIMIT_STORAGE_URL": (None, "where rate-limit counters live; defaults to REDIS_URL"),
+    "BASE_URL": (
+        "http://127.0.0.1:5000",
+        "public address of the web app, used in links inside emails",
+    ),
+    "SMTP_HOST": ("127.0.0.1", "SMTP relay host"),
+    "SMTP_PORT": (1025, "SMTP relay port"),
+    "SMTP_SECURITY": ("none", "none, starttls or tls (implicit TLS)"),
+    "SMTP_USERNAME": (None, "SMTP login, if the relay wants one"),
+    "SMTP_PASSWORD": (None, "SMTP password"),
+    "SMTP_TIMEOUT": (30, "seconds before an SMTP connection or reply is given up"),
+    "MAIL_FROM": ("newsletter@example.org", "envelope sender and From address"),
+    "MAIL_FROM_NAME": ("天堂之芯", "display name in From"),
+    "MAIL_REPLY_TO": (None, "Reply-To address, if different from MAIL_FROM"),
+    "MESSAGE_ID_DOMAIN": ("example.org", "domain on the right of every Message-ID"),
+    "LIST_ID": ("newsletter.example.org", "List-Id header value (RFC 2919)"),
+    "UNSUBSCRIBE_MAILTO": ("unsubscribe@example.org", "mailto address in List-Unsubscribe"),
+    "DKIM_DOMAIN": (None, "d= of the DKIM signature; signing is on when this and the key are set"),
+    "DKIM_SELECTOR": ("newsletter", "s= of the DKIM signature"),
+    "DKIM_PRIVATE_KEY_PATH": (None, "PEM file with the DKIM private key"),
+    "HTML_BUDGET_BYTES": (90_000, "largest HTML part; Gmail clips above 102 KB"),
+    "BATCH_SIZE": (200, "recipients per send task"),
+    "SEND_RATE": (50, "messages per second across all workers"),
+    "RETRY_BACKOFF_SECONDS": (
+        30,
+        "wait before retrying after a temporary SMTP failure; doubles per try, at most 300",
+    ),
+    "TOKEN_MAX_AGE_DAYS": (7, "days a confirmation link stays valid"),
+    "TASK_TIME_LIMIT": (
+        300,
+        "hard limit in seconds for one task; must stay under the broker visibility timeout",
+    ),
+    "VISIBILITY_TIMEOUT": (3600, "seconds before Redis redelivers an unacknowledged task"),
+    "LOGIN_RATE_LIMIT": ("10 per minute", "login attempts per IP address"),
+    "CAPTURE_DIR": (None, "development only: folder of captured .eml files shown at /dev/mail"),
+    "DEFAULT_LOCALE": ("zh", "language of pages and emails unless the reader chose another"),
+}
+
+LOCALES = ("zh", "en")
+SMTP_SECURITY_CHOICES = ("none", "starttls", "tls")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one sentence naming the variable."""
+
+
+def env_name(key: str) -> str:
+    """The environment variable an operator sets for a configuration key."""
+    return f"{ENV_PREFIX}_{key}"
+
+
+def load(app: Flask, test_config: Mapping[str, Any] | None) -> None:
+    """Fill ``app.config`` from the layers, then check it."""
+    app.config.from_mapping({key: default for key, (default, _) in DEFAULTS.items()})
+    app.config.from_pyfile(str(Path(app.instance_path) / "newsletter.cfg"), silent=True)
+    app.config.from_prefixed_env(ENV_PREFIX)
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    finish(app.config)
+    check(app.config)
+
+
+def finish(config: Any) -> None:
+    """Derive the settings that follow from others."""
+    if config["ENV"] == "development" and not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = "development-only-secret-key"  # noqa: S105 - dev mode only
+    config["RATELIMIT_STORAGE_URL"] = config["RATELIMIT_STORAGE_URL"] or config["REDIS_URL"]
+    config["DEBUG"] = False
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Refuse a configuration that cannot work, with one sentence naming the variable."""
+    if config["ENV"] not in ("production", "development"):
+        raise ConfigError(
+            f"{env_name('ENV')} must be production or development, not {config['ENV']!r}."
+        )
+    if not config["SECRET_KEY"]:
+        raise ConfigError(
+            f"{env_name('SECRET_KEY')} is not set; production needs a long random secret."
+        )
+    try:
+        url = make_url(str(config["DATABASE_URL"]))
+    except ArgumentError:
+        raise ConfigError(
+            f"{env_name('DATABASE_URL')} is not a database URL: {config['DATABASE_URL']!r}."
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"{env_name('DATABASE_URL')} must be a sqlite or postgresql URL.")
+    for key in ("REDIS_URL", "RATELIMIT_STORAGE_URL"):
+        if not str(config[key]).startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ConfigError(f"{env_name(key)} must be a redis:// URL, not {config[key]!r}.")
+    if config["SMTP_SECURITY"] not in SMTP_SECURITY_CHOICES:
+        raise ConfigError(f"{env_name('SMTP_SECURITY')} must be one of none, starttls, tls.")
+    if config["DEFAULT_LOCALE"] not in LOCALES:
+        raise ConfigError(f"{env_name('DEFAULT_LOCALE')} must be zh or en.")
+    for key in (
+        "SMTP_PORT",
+        "SMTP_TIMEOUT",
+        "HTML_BUDGET_BYTES",
+        "BATCH_SIZE",
+        "SEND_RATE",
+        "TOKEN_MAX_AGE_DAYS",
+        "RETRY_BACKOFF_SECONDS",
+        "TASK_TIME_LIMIT",
+        "VISIBILITY_TIMEOUT",
+    ):
+        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] <= 0:
+            raise ConfigError(
+                f"{env_name(key)} must be a positive whole number, not {config[key]!r}."
+            )
+    if config["TASK_TIME_LIMIT"] >= config["VISIBILITY_TIMEOUT"]:
+        raise ConfigError(
+            f"{env_name('TASK_TIME_LIMIT')} must be below {env_name('VISIBILITY_TIMEOUT')}, "
+            "or Redis would hand a running task to a second worker."
+        )
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from ``DEFAULTS``."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for key, (default, meaning) in DEFAULTS.items():
+        shown = "(none)" if default is None else f"`{default}`"
+        if key == "DATABASE_URL":
+            shown = "`sqlite:///<project>/var/newsletter.db`"
+        lines.append(f"| `{env_name(key)}` | {shown} | {meaning} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

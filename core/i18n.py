@@ -1,0 +1,71 @@
+"""Languages: Chinese first, English second, for pages (Flask-Babel) and emails alike.
+
+Message ids in the code are English; each package keeps its own catalogue under
+``<package>/translations`` so that teams can work on them independently. Flask-Babel merges
+the catalogues of all directories listed in ``BABEL_TRANSLATION_DIRECTORIES``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from babel.support import NullTranslations
+from babel.support import Translations
+from flask import Flask
+from flask import current_app
+from flask import request
+from flask_babel import Babel
+from flask_babel import get_locale
+
+from core.config import LOCALES
+from core.config import ROOT
+
+CATALOGUE_PACKAGES = ("core", "mailer", "subscribers")
+LANG_COOKIE = "lang"
+
+babel = Babel()
+
+
+def translation_directories() -> list[str]:
+    """Every package's translations folder, in a fixed order."""
+    return [str(ROOT / package / "translations") for package in CATALOGUE_PACKAGES]
+
+
+def select_locale() -> str:
+    """The reader's explicit choice (``?lang=`` or the cookie it set), else the default."""
+    choice = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    if choice in LOCALES:
+        return choice
+    default: str = current_app.config["DEFAULT_LOCALE"]
+    return default
+
+
+def init_app(app: Flask) -> None:
+    """Set up Flask-Babel and remember an explicit language choice in a cookie."""
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(translation_directories())
+    app.config["BABEL_DEFAULT_LOCALE"] = "en"  # the language of the message ids
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale
+    app.after_request(_remember_choice)
+
+
+def _remember_choice(response):  # type: ignore[no-untyped-def]
+    choice = request.args.get("lang")
+    if choice in LOCALES and request.cookies.get(LANG_COOKIE) != choice:
+        response.set_cookie(LANG_COOKIE, choice, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return response
+
+
+@cache
+def translations(locale: str) -> NullTranslations:
+    """The merged catalogues for ``locale``, for rendering emails outside any request."""
+    merged: NullTranslations | None = None
+    for directory in translation_directories():
+        loaded = Translations.load(directory, [locale])
+        if merged is None:
+            merged = loaded
+        elif isinstance(merged, Translations) and isinstance(loaded, Translations):
+            merged.merge(loaded)
+        elif isinstance(loaded, Translations):
+            merged = loaded
+    return merged or NullTranslations()

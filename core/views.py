@@ -1,0 +1,90 @@
+"""The editor's door: login, logout, the editor home page with a test send."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from core import auth
+from core import db
+from core.forms import LoginForm
+from core.forms import TestSendForm
+from core.security import limiter
+from mailer import outbox
+from mailer.models import OutboxMessage
+from mailer.tasks import enqueue_delivery
+
+bp = Blueprint("auth", __name__, url_prefix="/editor")
+
+
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def safe_next(target: str | None) -> str:
+    """Follow ``next`` only to a path on this site, never to another host."""
+    if not target:
+        return url_for("auth.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("auth.home")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> str | Response:
+    form = LoginForm()
+    if form.validate_on_submit():
+        with db.transaction() as db_session:
+            editor = auth.authenticate(db_session, form.email.data or "", form.password.data or "")
+        if editor is not None:
+            auth.log_in(editor)
+            return redirect(safe_next(request.args.get("next")))
+        flash(_("The email or password is not right."), "error")
+    return render_template("web/editor/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    flash(_("You have logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/", methods=["GET", "POST"])
+@auth.login_required()
+def home() -> str | Response:
+    form = TestSendForm()
+    editor = auth.current_editor()
+    assert editor is not None
+    if form.validate_on_submit():
+        with db.transaction() as db_session:
+            outbox.queue(
+                db_session,
+                "test",
+                (form.address.data or "").strip(),
+                form.locale.data or "zh",
+                enqueue_delivery,
+                requested_by=editor.email,
+            )
+        flash(_("The test email is queued. Its status is shown below."), "info")
+        return redirect(url_for("auth.home"))
+    recent = db.session().scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.kind == "test")
+        .order_by(OutboxMessage.id.desc())
+        .limit(10)
+    )
+    return render_template("web/editor/home.html", form=form, editor=editor, recent=list(recent))

@@ -1,0 +1,86 @@
+"""The shape of an article's body, shared by the importer, the renderer and the archive.
+
+An article body is a list of blocks, stored as JSON. Each block is a small dict with a
+``type`` key; the TypedDicts below are the contract between the importer (which makes
+them) and the renderer (which draws them). Keep them flat and JSON-friendly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+from typing import NotRequired
+from typing import TypedDict
+
+BLOCK_TYPES = ("paragraph", "heading", "table", "caption")
+
+
+class Paragraph(TypedDict):
+    """Running text. ``strong`` lists [start, end) character ranges shown with emphasis."""
+
+    type: Literal["paragraph"]
+    text: str
+    strong: NotRequired[list[list[int]]]
+    lang: NotRequired[str]  # "en" for the English translation that follows some articles
+
+
+class Heading(TypedDict):
+    """A numbered heading inside an article (``1 …``, ``2.1 …``, ``一、…``); level 1 to 3."""
+
+    type: Literal["heading"]
+    text: str
+    level: int
+
+
+class Table(TypedDict):
+    """A data table. Cells keep numbers exactly as written in the source."""
+
+    type: Literal["table"]
+    header: list[str]
+    rows: list[list[str]]
+
+
+class Caption(TypedDict):
+    """A figure or table caption (``图: …``)."""
+
+    type: Literal["caption"]
+    text: str
+
+
+Block = Paragraph | Heading | Table | Caption
+
+
+def runs(paragraph: Paragraph) -> Iterator[tuple[str, bool]]:
+    """Split a paragraph into (text, is_strong) runs, in order, covering every character."""
+    text = paragraph["text"]
+    position = 0
+    for start, end in sorted(paragraph.get("strong", [])):
+        start, end = max(start, position), min(end, len(text))
+        if start >= end:
+            continue
+        if start > position:
+            yield text[position:start], False
+        yield text[start:end], True
+        position = end
+    if position < len(text):
+        yield text[position:], False
+
+
+def block_counts(blocks: list[Block]) -> dict[str, int]:
+    """How many blocks of each type an article has (every type present, zero included)."""
+    counts = dict.fromkeys(BLOCK_TYPES, 0)
+    for block in blocks:
+        counts[block["type"]] += 1
+    return counts
+
+
+def plain_text(blocks: list[Block]) -> str:
+    """The article's text as plain lines, for the text/plain part and character counts."""
+    lines: list[str] = []
+    for block in blocks:
+        if block["type"] == "table":
+            lines.append("\t".join(block["header"]))
+            lines.extend("\t".join(row) for row in block["rows"])
+        else:
+            lines.append(block["text"])
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""Single emails (tests, confirmations): queue one with its cause, then claim, build, send, record.
+
+Each kind of email has a *builder* that turns the stored row into a message at send time, so
+that nothing secret (a confirmation token) is ever written to the database. Packages register
+their builders with ``@builder("kind")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from core.db import on_commit
+from core.db import utcnow
+from mailer.message import build_message
+from mailer.message import mailbox
+from mailer.message import make_message_id
+from mailer.models import OutboxMessage
+from mailer.render import render_pair
+from mailer.smtp import Accepted
+from mailer.smtp import DeliveryFailure
+from mailer.smtp import PermanentFailure
+from mailer.smtp import Relay
+
+Builder = Callable[[Session, OutboxMessage, Mapping[str, Any]], EmailMessage]
+BUILDERS: dict[str, Builder] = {}
+
+# A claim older than this is presumed dead (its worker was killed) and the row is retried.
+CLAIM_LEASE = timedelta(minutes=10)
+# A due row whose task never ran (the broker was down at enqueue time) is enqueued again.
+QUEUED_GRACE = timedelta(minutes=2)
+MAX_ATTEMPTS = 6
+
+
+def backoff(attempts: int, base_seconds: int) -> timedelta:
+    """How long to wait before try number ``attempts + 1``: base, 2×, 4×…, at most 5 minutes."""
+    return timedelta(seconds=min(base_seconds * 2 ** max(attempts - 1, 0), 300))
+
+
+def builder(kind: str) -> Callable[[Builder], Builder]:
+    """Register the function that builds emails of ``kind``."""
+
+    def register(function: Builder) -> Builder:
+        BUILDERS[kind] = function
+        return function
+
+    return register
+
+
+def queue(
+    db_session: Session,
+    kind: str,
+    to_address: str,
+    locale: str,
+    enqueue: Callable[[int], None],
+    **params: Any,
+) -> OutboxMessage:
+    """Add an outbox row; ``enqueue(id)`` runs after the caller's commit, never before."""
+    if kind not in BUILDERS:
+        raise ValueError(f"no builder for emails of kind {kind!r}")
+    message = OutboxMessage(kind=kind, to_address=to_address, locale=locale, params=params)
+    db_session.add(message)
+    db_session.flush()
+    message_id = message.id
+    on_commit(db_session, lambda: enqueue(message_id))
+    return message
+
+
+def claim(db_session: Session, message_id: int) -> OutboxMessage | None:
+    """Take the row for sending, or None when another run already has it or it is done."""
+    claimed = db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == "queued")
+        .values(status="sending", claimed_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+    )
+    db_session.commit()
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return db_session.get(OutboxMessage, message_id, populate_existing=True)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "sent", "queued" (retry later) or "failed"
+    code: int
+    reply: str
+
+
+def deliver(db_session: Session, message: OutboxMessage, config: Mapping[str, Any]) -> Outcome:
+    """Build and send a claimed message, and record what the relay answered."""
+    email = BUILDERS[message.kind](db_session, message, config)
+    try:
+        with Relay(config) as relay:
+            result: Accepted | DeliveryFailure = relay.send(
+                email, config["MAIL_FROM"], message.to_address
+            )
+    except DeliveryFailure as error:
+        result = error
+    return record(db_session, message, email, result, config)
+
+
+def record(
+    db_session: Session,
+    message: OutboxMessage,
+    email: EmailMessage,
+    result: Accepted | DeliveryFailure,
+    config: Mapping[str, Any],
+) -> Outcome:
+    """Write the outcome: sent; failed for good (5xx, or too many tries); or queued again."""
+    message.smtp_code, message.smtp_reply = result.code, result.reply
+    message.message_id = str(email["Message-ID"])
+    if isinstance(result, Accepted):
+        message.status, message.sent_at = "sent", utcnow()
+    elif isinstance(result, PermanentFailure) or message.attempts >= MAX_ATTEMPTS:
+        message.status = "failed"
+    else:
+        delay = backoff(message.attempts, int(config["RETRY_BACKOFF_SECONDS"]))
+        message.status, message.next_attempt_at = "queued", utcnow() + delay
+    db_session.commit()
+    return Outcome(message.status, result.code, result.reply)
+
+
+def stale(db_session: Session) -> list[int]:
+    """Rows to enqueue again: claims past their lease, and queued rows nobody picked up."""
+    now = utcnow()
+    db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - CLAIM_LEASE)
+        .values(status="queued")
+    )
+    db_session.commit()
+    query = select(OutboxMessage.id).where(
+        OutboxMessage.status == "queued", OutboxMessage.next_attempt_at < now - QUEUED_GRACE
+    )
+    return list(db_session.scalars(query))
+
+
+def standard_headers(config: Mapping[str, Any], to_address: str, subject: str) -> dict[str, str]:
+    """From, To, Subject, Message-ID and Reply-To as configured."""
+    headers = {
+        "From": mailbox(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
+        "To": to_address,
+        "Subject": subject,
+        "Message-ID": make_message_id(config["MESSAGE_ID_DOMAIN"]),
+    }
+    if config.get("MAIL_REPLY_TO"):
+        headers["Reply-To"] = config["MAIL_REPLY_TO"]
+    return headers
+
+
+@builder("test")
+def build_test(
+    db_session: Session, message: OutboxMessage, config: Mapping[str, Any]
+) -> EmailMessage:
+    """The test email: proves the path from web or CLI through Redis and a worker to the relay."""
+    context = {"base_url": config["BASE_URL"], "requested_by": message.params.get("requested_by")}
+    html, text = render_pair("test", message.locale, **context)
+    subject = "测试邮件 · Test email" if message.locale == "zh" else "Test email · 测试邮件"
+    return build_message(standard_headers(config, message.to_address, subject), text, html)

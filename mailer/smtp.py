@@ -1,0 +1,133 @@
+"""Talking to the SMTP relay: one connection reused for many messages, replies classified.
+
+The caller decides what a failure means. A ``TemporaryFailure`` (4xx, a dropped connection,
+a timeout) is worth retrying later; a ``PermanentFailure`` (5xx) is not, and for a recipient
+it means a hard bounce.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from types import TracebackType
+from typing import Any
+
+
+class DeliveryFailure(Exception):
+    """The relay did not take the message; ``code`` and ``reply`` are what it said."""
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(f"{code} {reply}")
+        self.code = code
+        self.reply = reply
+
+
+class TemporaryFailure(DeliveryFailure):
+    """Try again later: 4xx, or the connection failed."""
+
+
+class PermanentFailure(DeliveryFailure):
+    """Do not try again: 5xx."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    code: int
+    reply: str
+
+
+def failure(code: int, reply: bytes | str) -> DeliveryFailure:
+    """The right failure class for an SMTP reply code."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    kind = PermanentFailure if 500 <= code < 600 else TemporaryFailure
+    return kind(code, text)
+
+
+class Relay:
+    """A connection to the configured relay, opened on entry and closed on exit."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self.connection: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Relay:
+        self.connection = self._connect()
+        return self
+
+    def __exit__(self, *exc: object | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.connection is None:
+            return
+        try:
+            self.connection.quit()
+        except (smtplib.SMTPException, OSError):
+            self.connection.close()
+        self.connection = None
+
+    def _connect(self) -> smtplib.SMTP:
+        host, port = self.config["SMTP_HOST"], int(self.config["SMTP_PORT"])
+        timeout, security = self.config["SMTP_TIMEOUT"], self.config["SMTP_SECURITY"]
+        try:
+            if security == "tls":
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                    host, port, timeout=timeout, context=ssl.create_default_context()
+                )
+            else:
+                connection = smtplib.SMTP(host, port, timeout=timeout)
+            if security == "starttls":
+                connection.starttls(context=ssl.create_default_context())
+            if self.config.get("SMTP_USERNAME"):
+                connection.login(self.config["SMTP_USERNAME"], self.config["SMTP_PASSWORD"] or "")
+        except smtplib.SMTPResponseException as error:
+            raise failure(error.smtp_code, error.smtp_error) from error
+        except (OSError, smtplib.SMTPException) as error:
+            raise TemporaryFailure(421, f"cannot reach the relay {host}:{port}: {error}") from error
+        return connection
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> Accepted:
+        """Send one message to one recipient over the open connection.
+
+        The transaction is driven step by step, rather than through ``send_message``, so that
+        the reply to DATA (which usually names the relay's queue id) is kept for the record.
+        """
+        if self.connection is None:
+            raise RuntimeError("Relay.send outside a with-block")
+        connection = self.connection
+        payload = message.as_bytes(policy=SMTP_POLICY)
+        try:
+            connection.ehlo_or_helo_if_needed()
+            # Non-ASCII addresses need SMTPUTF8; plain ones must not ask for it.
+            options = ["SMTPUTF8"] if not (sender + recipient).isascii() else []
+            # The envelope: a refused sender or recipient ends this transaction only.
+            code, reply = connection.mail(sender, options)
+            if code != 250:
+                self._reset_after_error()
+                raise failure(code, reply)
+            code, reply = connection.rcpt(recipient)
+            if code not in (250, 251):
+                self._reset_after_error()
+                raise failure(code, reply)
+            # The content: data() raises on anything but 250, with the relay's code.
+            code, reply = connection.data(payload)
+        except smtplib.SMTPResponseException as error:
+            self._reset_after_error()
+            raise failure(error.smtp_code, error.smtp_error) from error
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
+            # The connection is gone, and with it any certainty: the caller retries later.
+            self.connection = None
+            raise TemporaryFailure(421, f"connection lost: {error}") from error
+        return Accepted(code, reply.decode("utf-8", "replace"))
+
+    def _reset_after_error(self) -> None:
+        # After a refused transaction the session must be reset before the next MAIL FROM.
+        try:
+            if self.connection is not None:
+                self.connection.rset()
+        except (smtplib.SMTPException, OSError):
+            self.connection = None

