@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PY_SOURCES := core mailer subscribers tests bench web.py worker.py
+# Message catalogues, as babel.cfg=translations-folder (see core/i18n.py).
+CATALOGUES := core/babel.cfg=core/translations mailer/babel.cfg=mailer/translations \
+	mailer/import_babel.cfg=mailer/import_translations subscribers/babel.cfg=subscribers/translations
+CATALOGUE_DIRS := core/translations mailer/translations mailer/import_translations subscribers/translations
 
 .PHONY: demo test lint types pytest translations migration clean bench i18n
 
@@ -16,7 +20,7 @@ $(STAMP): pyproject.toml
 
 # Compiled catalogues are build products, made from the .po files each time (it takes a moment).
 translations: $(STAMP)
-	@for dir in core/translations mailer/translations subscribers/translations; do \
+	@for dir in $(CATALOGUE_DIRS); do \
 	  if [ -d $$dir ]; then $(BIN)/pybabel compile -d $$dir >$(VENV)/pybabel.log 2>&1 \
 	    || { cat $(VENV)/pybabel.log; exit 1; }; fi; done
 
@@ -45,13 +49,12 @@ migration: $(STAMP)
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
 
-# Extract every package's strings and merge them into its catalogues; then translate the new ones.
+# Extract each catalogue's strings and merge them into its zh catalogue; then translate the new ones.
 i18n: $(STAMP)
-	@for pkg in core mailer subscribers; do \
-	  if [ -f $$pkg/babel.cfg ]; then \
-	    $(BIN)/pybabel extract -F $$pkg/babel.cfg -k _l -k lazy_gettext -o $$pkg/translations/messages.pot . || exit 1; \
-	    for lang in zh; do \
-	      if [ -f $$pkg/translations/$$lang/LC_MESSAGES/messages.po ]; then \
-	        $(BIN)/pybabel update -N -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang; \
-	      else $(BIN)/pybabel init -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang; fi; \
-	    done; fi; done
+	@set -e; for pair in $(CATALOGUES); do \
+	  cfg=$${pair%%=*}; dir=$${pair#*=}; [ -f $$cfg ] || continue; \
+	  $(BIN)/pybabel extract -F $$cfg -k _l -k lazy_gettext -o $$dir/messages.pot . >/dev/null 2>&1; \
+	  if [ -f $$dir/zh/LC_MESSAGES/messages.po ]; then \
+	    $(BIN)/pybabel update -N -i $$dir/messages.pot -d $$dir -l zh >/dev/null 2>&1; \
+	  else $(BIN)/pybabel init -i $$dir/messages.pot -d $$dir -l zh >/dev/null 2>&1; fi; \
+	  echo "$$dir: $$(grep -c '^msgid' $$dir/zh/LC_MESSAGES/messages.po) messages"; done

@@ -1,8 +1,9 @@
 """Languages: Chinese first, English second, for pages (Flask-Babel) and emails alike.
 
-Message ids in the code are English; each package keeps its own catalogue under
-``<package>/translations`` so that teams can work on them independently. Flask-Babel merges
-the catalogues of all directories listed in ``BABEL_TRANSLATION_DIRECTORIES``.
+Message ids in the code are English; each part of the system keeps its own catalogue (a
+``babel.cfg`` naming its sources, and a translations folder) so that teams can work on them
+independently. Flask-Babel merges the catalogues of all directories listed in
+``BABEL_TRANSLATION_DIRECTORIES``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from flask_babel import get_locale
 from core.config import LOCALES
 from core.config import ROOT
 
-CATALOGUE_PACKAGES = ("core", "mailer", "subscribers")
+# (extraction config, translations folder), relative to the repository root.
+CATALOGUES = (
+    ("core/babel.cfg", "core/translations"),
+    ("mailer/babel.cfg", "mailer/translations"),
+    ("mailer/import_babel.cfg", "mailer/import_translations"),
+    ("subscribers/babel.cfg", "subscribers/translations"),
+)
 LANG_COOKIE = "lang"
 
 babel = Babel()
@@ -28,7 +35,7 @@ babel = Babel()
 
 def translation_directories() -> list[str]:
     """Every package's translations folder, in a fixed order."""
-    return [str(ROOT / package / "translations") for package in CATALOGUE_PACKAGES]
+    return [str(ROOT / folder) for _, folder in CATALOGUES]
 
 
 def select_locale() -> str:

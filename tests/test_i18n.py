@@ -10,14 +10,14 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 
-from core.i18n import CATALOGUE_PACKAGES
+from core.i18n import CATALOGUES
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 
 
-def _method_map(package: str) -> list[tuple[str, str]]:
-    lines = (ROOT / package / "babel.cfg").read_text().splitlines()
+def _method_map(config: str) -> list[tuple[str, str]]:
+    lines = (ROOT / config).read_text().splitlines()
     pairs = []
     for line in lines:
         if line.startswith("[") and ":" in line:
@@ -26,21 +26,19 @@ def _method_map(package: str) -> list[tuple[str, str]]:
     return pairs
 
 
-@pytest.mark.parametrize(
-    "package", [p for p in CATALOGUE_PACKAGES if (ROOT / p / "babel.cfg").exists()]
-)
-def test_every_message_has_a_chinese_translation(package: str) -> None:
-    """Extracting the package's strings finds none without a finished zh translation."""
-    po_path = ROOT / package / "translations" / "zh" / "LC_MESSAGES" / "messages.po"
+@pytest.mark.parametrize(("config", "folder"), [c for c in CATALOGUES if (ROOT / c[0]).exists()])
+def test_every_message_has_a_chinese_translation(config: str, folder: str) -> None:
+    """Extracting a catalogue's strings finds none without a finished zh translation."""
+    po_path = ROOT / folder / "zh" / "LC_MESSAGES" / "messages.po"
     catalog = read_po(io.BytesIO(po_path.read_bytes()))
     translated = {m.id for m in catalog if m.id and m.string and "fuzzy" not in m.flags}
     found = {
         message[2] if isinstance(message[2], str) else message[2][0]
-        for message in extract_from_dir(str(ROOT), _method_map(package), keywords=KEYWORDS)
+        for message in extract_from_dir(str(ROOT), _method_map(config), keywords=KEYWORDS)
     }
     missing = sorted(found - translated)
-    assert found, f"no strings extracted for {package}: is babel.cfg right?"
-    assert missing == [], f"untranslated in {package}: {missing}"
+    assert found, f"no strings extracted with {config}: are its patterns right?"
+    assert missing == [], f"untranslated in {folder}: {missing}"
 
 
 def test_pages_are_chinese_by_default_and_english_on_request(client: FlaskClient) -> None:
