@@ -1,0 +1,281 @@
+"""Issues in the database: store a parsed issue, let editors correct it, list what there is.
+
+Plain functions over a caller's session: none of them commits, so a view or a command wraps
+each call in one transaction and a failure anywhere leaves nothing half-written. Refusals are
+``IssueError``s whose message is one plain English sentence; the message id and its values
+are kept apart so that the editor pages can show the same sentence translated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
+
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import selectinload
+
+from mailer.models import Article
+from mailer.models import Issue
+from mailer.models import Section
+
+if TYPE_CHECKING:
+    from mailer.importer import ParsedIssue
+    from mailer.importer import ParsedSection
+
+# Column widths of mailer.models; longer values are cut (with a warning) rather than refused.
+TITLE_LIMIT = 300
+ISSUE_TITLE_LIMIT = 200
+SECTION_NAME_LIMIT = 100
+SUMMARY_LIMIT = 500
+
+Action = Literal["created", "replaced", "unchanged"]
+
+
+def N_(message: str) -> str:
+    """Mark a message for translation where it is defined; it is translated where it is shown."""
+    return message
+
+
+class IssueError(ValueError):
+    """An issue cannot be stored or changed as asked; ``str()`` is one plain English sentence.
+
+    ``msgid`` and ``params`` let a page show the sentence in the reader's language.
+    """
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.msgid = msgid
+        self.params = params
+        super().__init__(msgid % params)
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What ``store_issue`` did: created a new issue, replaced a draft, or found it unchanged."""
+
+    issue: Issue
+    action: Action
+
+    @property
+    def sections(self) -> int:
+        return len(self.issue.sections)
+
+    @property
+    def articles(self) -> int:
+        return sum(len(section.articles) for section in self.issue.sections)
+
+
+@dataclass(frozen=True)
+class IssueRow:
+    """One line of the issue list."""
+
+    id: int
+    number: int
+    title: str
+    period: str | None
+    status: str
+    articles: int
+    warnings: int
+    imported_at: datetime
+
+
+def store_issue(db_session: Session, parsed: ParsedIssue) -> StoreResult:
+    """Store ``parsed`` as Issue → Section → Article rows in the caller's transaction.
+
+    The same file again (same content hash) changes nothing, so editors' corrections survive.
+    A revised file with the number of a draft issue replaces that draft's content in place,
+    keeping its id; an issue that is ready or sent is never replaced.
+    """
+    same = db_session.scalars(
+        select(Issue).where(Issue.content_hash == parsed.content_hash).limit(1)
+    ).first()
+    if same is not None:
+        return StoreResult(load_issue(db_session, same.id), "unchanged")
+    if parsed.number is None:
+        raise IssueError(
+            N_("The file does not say which issue it is; give it a number (such as 总第361期).")
+        )
+    issue = db_session.scalars(select(Issue).where(Issue.number == parsed.number)).one_or_none()
+    action: Action = "created"
+    if issue is None:
+        issue = Issue(number=parsed.number)
+        db_session.add(issue)
+    else:
+        _check_replaceable(issue)
+        issue.status = "draft"
+        issue.sections.clear()
+        # The old rows go first: the new ones reuse their (issue, position) keys.
+        db_session.flush()
+        action = "replaced"
+    _fill_issue(issue, parsed)
+    db_session.flush()
+    return StoreResult(issue, action)
+
+
+def _check_replaceable(issue: Issue) -> None:
+    if issue.status == "sent":
+        raise IssueError(
+            N_("Issue %(number)s has already been sent, so it cannot be replaced."),
+            number=issue.number,
+        )
+    if issue.status != "draft":
+        raise IssueError(
+            N_(
+                "Issue %(number)s is marked ready to send; set it back to draft before replacing it."
+            ),
+            number=issue.number,
+        )
+
+
+def _fill_issue(issue: Issue, parsed: ParsedIssue) -> None:
+    """Copy the parse into ``issue`` (whose sections are empty), numbering articles in order."""
+    warnings = list(parsed.warnings)
+    title = (parsed.title or "").strip()
+    if not title:
+        raise IssueError(N_("The file does not give the issue a title."))
+    issue.title = _clip(title, ISSUE_TITLE_LIMIT, warnings)
+    issue.period = parsed.period
+    issue.content_hash = parsed.content_hash
+    issue.source_format = parsed.format
+    number = 0
+    for position, parsed_section in enumerate(parsed.sections, start=1):
+        section = _section(parsed_section, position, number, warnings)
+        number += len(section.articles)
+        issue.sections.append(section)
+    issue.warnings = warnings
+
+
+def _section(parsed: ParsedSection, position: int, before: int, warnings: list[str]) -> Section:
+    section = Section(
+        name=_clip(parsed.name, SECTION_NAME_LIMIT, warnings),
+        position=position,
+        topics=tuple(parsed.topics),
+    )
+    for offset, article in enumerate(parsed.articles, start=1):
+        section.articles.append(
+            Article(
+                number=before + offset,
+                position=offset,
+                title=_clip(article.title, TITLE_LIMIT, warnings),
+                byline=_clip_optional(article.byline, warnings),
+                source=_clip_optional(article.source, warnings),
+                summary=article.summary,
+                topics=tuple(article.topics),
+                blocks=list(article.blocks),
+            )
+        )
+    return section
+
+
+def _clip(text: str, limit: int, warnings: list[str]) -> str:
+    """``text`` cut to ``limit`` characters; a cut is reported, since it means a doubtful parse."""
+    if len(text) <= limit:
+        return text
+    warnings.append(f"Shortened to {limit} characters: {text[:40]}…")
+    return text[: limit - 1] + "…"
+
+
+def _clip_optional(text: str | None, warnings: list[str]) -> str | None:
+    return None if text is None else _clip(text, TITLE_LIMIT, warnings)
+
+
+def load_issue(db_session: Session, issue_id: int) -> Issue:
+    """An issue with its sections and articles loaded, or IssueError when there is none."""
+    issue = db_session.scalars(
+        select(Issue)
+        .where(Issue.id == issue_id)
+        .options(selectinload(Issue.sections).selectinload(Section.articles))
+    ).one_or_none()
+    if issue is None:
+        raise IssueError(N_("There is no issue with id %(id)s."), id=issue_id)
+    return issue
+
+
+def list_issues(db_session: Session) -> list[IssueRow]:
+    """Every issue, newest number first, with its article count."""
+    counts = (
+        select(Section.issue_id, func.count(Article.id).label("articles"))
+        .join(Article, Article.section_id == Section.id)
+        .group_by(Section.issue_id)
+        .subquery()
+    )
+    query = (
+        select(Issue, func.coalesce(counts.c.articles, 0))
+        .outerjoin(counts, counts.c.issue_id == Issue.id)
+        .order_by(Issue.number.desc())
+    )
+    return [_row(issue, articles) for issue, articles in db_session.execute(query)]
+
+
+def _row(issue: Issue, articles: int) -> IssueRow:
+    return IssueRow(
+        id=issue.id,
+        number=issue.number,
+        title=issue.title,
+        period=issue.period,
+        status=issue.status,
+        articles=articles,
+        warnings=len(issue.warnings or []),
+        imported_at=issue.imported_at,
+    )
+
+
+def _article(db_session: Session, article_id: int) -> Article:
+    article = db_session.get(Article, article_id)
+    if article is None:
+        raise IssueError(N_("There is no article with id %(id)s."), id=article_id)
+    return article
+
+
+def retag_article(
+    db_session: Session, article_id: int, topics: Iterable[str], allowed: Sequence[str]
+) -> Article:
+    """Give an article exactly ``topics`` (none: it goes to every reader); only ``allowed`` ones."""
+    chosen = tuple(dict.fromkeys(topic.strip() for topic in topics if topic.strip()))
+    unknown = [topic for topic in chosen if topic not in allowed]
+    if unknown:
+        raise IssueError(
+            N_("%(topic)s is not a topic; the topics are %(allowed)s."),
+            topic=unknown[0],
+            allowed=", ".join(allowed),
+        )
+    article = _article(db_session, article_id)
+    if article.section.issue.status == "sent":
+        raise IssueError(
+            N_("Issue %(number)s has already been sent, so its topics can no longer change."),
+            number=article.section.issue.number,
+        )
+    article.topics = tuple(topic for topic in allowed if topic in chosen)
+    return article
+
+
+def correct_article(
+    db_session: Session, article_id: int, *, title: str | None = None, summary: str | None = None
+) -> Article:
+    """Correct an article's title and/or summary; an empty title is refused."""
+    article = _article(db_session, article_id)
+    if title is not None:
+        title = " ".join(title.split())
+        if not title:
+            raise IssueError(N_("The title cannot be empty."))
+        if len(title) > TITLE_LIMIT:
+            raise IssueError(
+                N_("The title is too long; keep it under %(limit)s characters."),
+                limit=TITLE_LIMIT,
+            )
+        article.title = title
+    if summary is not None:
+        summary = summary.strip()
+        if len(summary) > SUMMARY_LIMIT:
+            raise IssueError(
+                N_("The summary is too long; keep it under %(limit)s characters."),
+                limit=SUMMARY_LIMIT,
+            )
+        article.summary = summary
+    return article
