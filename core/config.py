@@ -9,6 +9,7 @@ from this mapping (``python -m core.config``) so the two cannot drift.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -69,6 +70,21 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "LOGIN_RATE_LIMIT": ("10 per minute", "login attempts per IP address"),
     "CAPTURE_DIR": (None, "development only: folder of captured .eml files shown at /dev/mail"),
     "DEFAULT_LOCALE": ("zh", "language of pages and emails unless the reader chose another"),
+    "TOPICS": (
+        ["policy", "companies", "data"],
+        "topic keys readers choose from and editors tag articles with (labels are translated)",
+    ),
+    "SECTION_TOPICS": (
+        {
+            "芯政策": ["policy"],
+            "芯企业": ["companies"],
+            "芯资讯": ["data"],
+            "芯动态": [],
+            "芯观点": [],
+            "芯伙伴": [],
+        },
+        "default topics of each section's articles on import; a section mapped to [] goes to everyone",
+    ),
 }
 
 LOCALES = ("zh", "en")
@@ -143,10 +159,31 @@ def check(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"{env_name(key)} must be a positive whole number, not {config[key]!r}."
             )
+    check_topics(config["TOPICS"], config["SECTION_TOPICS"])
     if config["TASK_TIME_LIMIT"] >= config["VISIBILITY_TIMEOUT"]:
         raise ConfigError(
             f"{env_name('TASK_TIME_LIMIT')} must be below {env_name('VISIBILITY_TIMEOUT')}, "
             "or Redis would hand a running task to a second worker."
+        )
+
+
+def check_topics(topics: Any, section_topics: Any) -> None:
+    """Topics are a list of short keys; every section maps only to configured topics."""
+    if (
+        not isinstance(topics, list | tuple)
+        or not topics
+        or not all(isinstance(t, str) and re.fullmatch(r"[a-z][a-z0-9_-]{0,29}", t) for t in topics)
+    ):
+        raise ConfigError(
+            f"{env_name('TOPICS')} must be a JSON list of short lowercase keys, not {topics!r}."
+        )
+    if not isinstance(section_topics, dict) or not all(
+        isinstance(keys, list | tuple) and set(keys) <= set(topics)
+        for keys in section_topics.values()
+    ):
+        raise ConfigError(
+            f"{env_name('SECTION_TOPICS')} must map section names to lists of "
+            f"{env_name('TOPICS')} keys, not {section_topics!r}."
         )
 
 
