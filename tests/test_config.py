@@ -1,0 +1,109 @@
+"""Configuration: layers in order, and a bad setting stops start-up with one sentence naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import ConfigError
+from core import create_app
+from core.config import DEFAULTS
+from core.config import markdown_table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"SECRET_KEY": None}, "NEWSLETTER_SECRET_KEY"),
+        ({"DATABASE_URL": "not a url"}, "NEWSLETTER_DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://x@y/z"}, "NEWSLETTER_DATABASE_URL"),
+        ({"REDIS_URL": "localhost:6379"}, "NEWSLETTER_REDIS_URL"),
+        ({"SMTP_SECURITY": "ssl3"}, "NEWSLETTER_SMTP_SECURITY"),
+        ({"BATCH_SIZE": 0}, "NEWSLETTER_BATCH_SIZE"),
+        ({"TASK_TIME_LIMIT": 4000}, "NEWSLETTER_TASK_TIME_LIMIT"),
+        ({"DEFAULT_LOCALE": "fr"}, "NEWSLETTER_DEFAULT_LOCALE"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(overrides: dict[str, object], variable: str) -> None:
+    """Each malformed or missing setting raises ConfigError whose sentence names the variable."""
+    with pytest.raises(ConfigError) as caught:
+        create_app({"SECRET_KEY": "k", **overrides})
+    assert variable in str(caught.value)
+    assert str(caught.value).endswith(".") or ":" in str(caught.value)
+
+
+def test_environment_overrides_defaults_and_test_config_overrides_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NEWSLETTER_* variables (JSON-parsed) override defaults; the factory's mapping overrides them."""
+    monkeypatch.setenv("NEWSLETTER_BATCH_SIZE", "321")
+    monkeypatch.setenv("NEWSLETTER_MAIL_FROM_NAME", "Chip Monthly")
+    app = create_app({"SECRET_KEY": "k", "MAIL_FROM_NAME": "From the test"})
+    assert app.config["BATCH_SIZE"] == 321
+    assert app.config["MAIL_FROM_NAME"] == "From the test"
+    assert app.config["RATELIMIT_STORAGE_URL"] == app.config["REDIS_URL"]
+
+
+def test_development_mode_needs_no_secret_but_production_does() -> None:
+    """Development gets a stand-in secret key; production refuses to start without one."""
+    assert create_app({"ENV": "development"}).config["SECRET_KEY"]
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY"):
+        create_app({"ENV": "production"})
+
+
+def _start(module: str, env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update({"NEWSLETTER_SECRET_KEY": "k", **env_overrides})
+    return subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("module", ["web", "worker"])
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"NEWSLETTER_SECRET_KEY": ""}, "NEWSLETTER_SECRET_KEY"),
+        (
+            {"NEWSLETTER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
+            "NEWSLETTER_DATABASE_URL",
+        ),
+        ({"NEWSLETTER_DATABASE_URL": "::nonsense::"}, "NEWSLETTER_DATABASE_URL"),
+        (
+            {
+                "NEWSLETTER_DATABASE_URL": "sqlite://",
+                "NEWSLETTER_REDIS_URL": "redis://127.0.0.1:1/0",
+            },
+            "NEWSLETTER_REDIS_URL",
+        ),
+    ],
+)
+def test_entry_points_stop_with_one_sentence(
+    module: str, env: dict[str, str], variable: str
+) -> None:
+    """web.py and worker.py exit non-zero with one line naming the variable, and no stack trace."""
+    result = _start(module, env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("newsletter: ") and variable in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_readme_configuration_table_is_current() -> None:
+    """The README's table is the one generated from DEFAULTS, so every variable is documented."""
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme
+    assert len(DEFAULTS) == markdown_table().count("| `NEWSLETTER_")
