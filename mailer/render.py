@@ -3,13 +3,26 @@
 Workers render email outside Flask's request context, so emails do not use Flask's Jinja
 environment. Each language gets its own environment with its catalogue installed, since
 installing translations into a shared environment per call would not be thread-safe.
+
+An issue is rendered once per segment (``render_segment``): templates → CSS inlined with
+css-inline (media queries stay in ``<head>``) → size checked against the budget, shortening
+the longest articles to excerpts until the HTML fits. The result keeps slot placeholders;
+``RenderedSegment.personalise`` fills them for each recipient without rendering again.
 """
 
 from __future__ import annotations
 
+import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
+import css_inline
+from babel.dates import format_skeleton
 from jinja2 import FileSystemLoader
 from jinja2 import StrictUndefined
 from jinja2 import select_autoescape
@@ -18,8 +31,30 @@ from jinja2.sandbox import SandboxedEnvironment
 from core import i18n
 from core.config import LOCALES
 from core.config import ROOT
+from mailer.blocks import runs
+from mailer.segments import ArticleContent
+from mailer.segments import IssueContent
+from mailer.segments import Part
+from mailer.segments import Personalised
+from mailer.segments import Recipient
+from mailer.segments import Segment
+from mailer.segments import Slots
+from mailer.segments import escaped_values
+from mailer.segments import included
+from mailer.segments import slot_values
 
 EMAIL_TEMPLATES = ROOT / "templates" / "email"
+# Media queries cannot be inlined: keep_at_rules leaves them in a <style> in <head>.
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, minify_css=True, load_remote_stylesheets=False)
+# Each article's rendered HTML sits between these comments, so its size can be measured.
+_ARTICLE = re.compile(r"<!--a(\d+)-->(.*?)<!--/a\1-->", re.DOTALL)
+_MARKER = re.compile(r"<!--/?a\d+-->")
+EXCERPT_CHARS = 120
+MAX_NONCE_TRIES = 3
+
+
+class BudgetExceeded(Exception):
+    """Even with every article shortened, the HTML is larger than the configured budget."""
 
 
 @cache
@@ -38,6 +73,7 @@ def environment(locale: str) -> SandboxedEnvironment:
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.globals["locale"] = locale
+    env.globals["runs"] = runs
     return env
 
 
@@ -47,3 +83,237 @@ def render_pair(name: str, locale: str, **context: Any) -> tuple[str, str]:
     html = env.get_template(f"{name}.html").render(**context)
     text = env.get_template(f"{name}.txt").render(**context)
     return html, text
+
+
+def inline_css(html: str) -> str:
+    """``html`` with its stylesheet moved into style attributes (media queries kept)."""
+    inlined: str = _INLINER.inline(html)
+    return inlined
+
+
+# --- Words that depend on the language ----------------------------------------------------
+
+
+def topic_labels(locale: str) -> dict[str, str]:
+    """The name readers see for each topic key (an unknown key is shown as it is)."""
+    gettext = i18n.translations(locale).gettext
+    return {"policy": gettext("Policy"), "companies": gettext("Companies"), "data": gettext("Data")}
+
+
+def topic_names(topics: tuple[str, ...] | list[str], locale: str) -> str:
+    labels = topic_labels(locale)
+    return ("、" if locale == "zh" else ", ").join(labels.get(topic, topic) for topic in topics)
+
+
+def period_label(period: str | None, locale: str) -> str:
+    """ "2023-02" as 2023年2月 or February 2023; anything unexpected is shown as it is."""
+    if not period:
+        return ""
+    try:
+        month = datetime.date.fromisoformat(f"{period}-01")
+    except ValueError:
+        return period
+    return format_skeleton("yMMMM", month, locale="zh_CN" if locale == "zh" else "en")
+
+
+def issue_line(number: int, period: str | None, locale: str) -> str:
+    """第361期 · 2023年2月 / Issue 361 · February 2023."""
+    gettext = i18n.translations(locale).gettext
+    line = gettext("Issue %(number)s") % {"number": number}
+    label = period_label(period, locale)
+    return f"{line} · {label}" if label else line
+
+
+def subject(title: str, number: int, period: str | None, locale: str) -> str:
+    """The Subject: the magazine, the issue number and the month."""
+    return f"{title} · {issue_line(number, period, locale)}"
+
+
+def greetings(locale: str, name_mark: str) -> tuple[str, str]:
+    """(greeting with ``name_mark`` where the name goes, greeting for a reader without a name)."""
+    gettext = i18n.translations(locale).gettext
+    return gettext("Dear %(name)s,") % {"name": name_mark}, gettext("Dear reader,")
+
+
+# --- One segment --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shortened:
+    """An article that became an excerpt so that the email fits the budget."""
+
+    number: int
+    title: str
+
+
+@dataclass(frozen=True)
+class RenderedSegment:
+    """An issue rendered for one segment, with slot placeholders still in it."""
+
+    segment: Segment
+    issue_number: int
+    subject: str
+    html: str
+    text: str
+    slots: Slots
+    greetings: tuple[str, str]
+    view_online_url: str
+    shortened: tuple[Shortened, ...] = ()
+    articles: tuple[int, ...] = field(default=())
+
+    @property
+    def html_bytes(self) -> int:
+        """The largest the HTML part can become once a recipient's values are filled in."""
+        return len(self.html.encode("utf-8")) + self.slots.reserve(self.html)
+
+    def personalise(self, recipient: Recipient) -> Personalised:
+        """The HTML and text for ``recipient``: slots filled, nothing rendered again."""
+        values = slot_values(recipient, self.greetings, self.slots["name"], self.view_online_url)
+        html = self.slots.fill(self.html, escaped_values(values))
+        return Personalised(html=html, text=self.slots.fill(self.text, values))
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """An article as the email templates draw it."""
+
+    number: int
+    title: str
+    byline: str | None
+    source: str | None
+    blocks: list[Mapping[str, Any]]
+    excerpt: str
+    url: str
+    shortened: bool
+
+    @property
+    def text(self) -> str:
+        """The body as plain text, a blank line between blocks, table cells joined by |."""
+        return "\n\n".join(_block_text(block) for block in self.blocks)
+
+
+def _block_text(block: Mapping[str, Any]) -> str:
+    if block["type"] == "table":
+        rows = [block["header"], *block["rows"]] if block["header"] else block["rows"]
+        return "\n".join(" | ".join(row) for row in rows)
+    return str(block["text"])
+
+
+def excerpt(article: ArticleContent) -> str:
+    """A short extract for digests and shortened articles: the summary, else the opening."""
+    if article.summary.strip():
+        return article.summary.strip()
+    for block in article.blocks:
+        if block["type"] == "paragraph":
+            text = str(block["text"]).strip()
+            return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+    return ""
+
+
+def render_segment(
+    issue: IssueContent, segment: Segment, config: Mapping[str, Any]
+) -> RenderedSegment:
+    """Render ``issue`` for ``segment`` under the HTML budget; raise BudgetExceeded if impossible."""
+    if issue.number is None:
+        raise ValueError("The issue has no number, so its web archive links cannot be made.")
+    for _ in range(MAX_NONCE_TRIES):
+        rendered = _fit(issue, issue.number, segment, config, Slots())
+        if rendered.slots.intact(rendered.html) and rendered.slots.intact(rendered.text):
+            return rendered
+    raise RuntimeError("the slot placeholders kept colliding with the issue text")
+
+
+def _fit(
+    issue: IssueContent, number: int, segment: Segment, config: Mapping[str, Any], slots: Slots
+) -> RenderedSegment:
+    """Render, and while the HTML is over budget, shorten the longest full articles."""
+    parts = included(issue, segment.topics)
+    budget = int(config["HTML_BUDGET_BYTES"])
+    shortened: set[int] = set()
+    while True:
+        rendered = _render(issue, number, parts, segment, shortened, config, slots)
+        overflow = rendered.html_bytes - budget
+        if overflow <= 0:
+            return replace(rendered, html=_MARKER.sub("", rendered.html))
+        longest = _longest(rendered.html, shortened) if segment.format == "full" else None
+        if longest is None:
+            raise BudgetExceeded(
+                f"The {segment.format} email for {segment.key} is {rendered.html_bytes} bytes, "
+                f"over the {budget}-byte budget even with every article shortened."
+            )
+        shortened.add(longest)
+
+
+def _longest(html: str, shortened: set[int]) -> int | None:
+    """The number of the largest article not yet shortened, by its rendered bytes."""
+    sizes = [
+        (len(match.group(2).encode("utf-8")), -int(match.group(1)))
+        for match in _ARTICLE.finditer(html)
+        if int(match.group(1)) not in shortened
+    ]
+    return -max(sizes)[1] if sizes else None
+
+
+def _render(
+    issue: IssueContent,
+    number: int,
+    parts: list[Part],
+    segment: Segment,
+    shortened: set[int],
+    config: Mapping[str, Any],
+    slots: Slots,
+) -> RenderedSegment:
+    base = str(config["BASE_URL"]).rstrip("/")
+    views = [
+        (
+            part.name,
+            [_view(entry.number, entry.article, base, number, shortened) for entry in part.entries],
+        )
+        for part in parts
+    ]
+    title = subject(issue.title, number, issue.period, segment.locale)
+    context = {
+        "issue_title": issue.title,
+        "issue_line": issue_line(number, issue.period, segment.locale),
+        "subject": title,
+        "parts": views,
+        "format": segment.format,
+        "topics": topic_names(segment.topics, segment.locale),
+        "preheader": " · ".join(view.title for _, items in views for view in items[:1])[:140],
+        "sender": config["MAIL_FROM_NAME"],
+        "slots": slots,
+    }
+    html, text = render_pair("issue", segment.locale, **context)
+    html = inline_css(html)
+    return RenderedSegment(
+        segment=segment,
+        issue_number=number,
+        subject=title,
+        html=html,
+        text=text,
+        slots=slots,
+        greetings=greetings(segment.locale, slots["name"]),
+        view_online_url=f"{base}/issues/{number}",
+        shortened=tuple(
+            Shortened(view.number, view.title)
+            for _, items in views
+            for view in items
+            if view.shortened
+        ),
+        articles=tuple(view.number for _, items in views for view in items),
+    )
+
+
+def _view(
+    number: int, article: ArticleContent, base: str, issue_number: int, shortened: set[int]
+) -> ArticleView:
+    return ArticleView(
+        number=number,
+        title=article.title,
+        byline=article.byline,
+        source=article.source,
+        blocks=list(article.blocks),
+        excerpt=excerpt(article),
+        url=f"{base}/issues/{issue_number}/{number}",
+        shortened=number in shortened,
+    )
