@@ -9,10 +9,10 @@ are kept apart so that the editor pages can show the same sentence translated.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
@@ -21,13 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import selectinload
 
+from mailer.importer import ParsedIssue
+from mailer.importer import ParsedSection
+from mailer.importer import parse_issue
 from mailer.models import Article
 from mailer.models import Issue
 from mailer.models import Section
-
-if TYPE_CHECKING:
-    from mailer.importer import ParsedIssue
-    from mailer.importer import ParsedSection
 
 # Column widths of mailer.models; longer values are cut (with a warning) rather than refused.
 TITLE_LIMIT = 300
@@ -53,6 +52,10 @@ class IssueError(ValueError):
         self.msgid = msgid
         self.params = params
         super().__init__(msgid % params)
+
+
+class NotFound(IssueError):
+    """The issue or article asked for does not exist (or not where it was looked for)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,36 @@ class IssueRow:
     imported_at: datetime
 
 
+def parse(data: bytes, filename: str | None, config: Mapping[str, Any]) -> ParsedIssue:
+    """Parse an issue file with the configured topics (``TOPICS``, ``SECTION_TOPICS``)."""
+    return parse_issue(
+        data,
+        filename=filename,
+        section_topics=config["SECTION_TOPICS"],
+        topics=config["TOPICS"],
+    )
+
+
+def plan(db_session: Session, parsed: ParsedIssue) -> tuple[Action, Issue | None]:
+    """What storing ``parsed`` would do, and to which existing issue; IssueError if refused."""
+    same = db_session.scalars(
+        select(Issue).where(Issue.content_hash == parsed.content_hash).limit(1)
+    ).first()
+    if same is not None:
+        return "unchanged", same
+    if parsed.number is None:
+        raise IssueError(
+            N_("The file does not say which issue it is; give it a number (such as 总第361期).")
+        )
+    if not (parsed.title or "").strip():
+        raise IssueError(N_("The file does not give the issue a title."))
+    issue = db_session.scalars(select(Issue).where(Issue.number == parsed.number)).one_or_none()
+    if issue is None:
+        return "created", None
+    _check_replaceable(issue)
+    return "replaced", issue
+
+
 def store_issue(db_session: Session, parsed: ParsedIssue) -> StoreResult:
     """Store ``parsed`` as Issue → Section → Article rows in the caller's transaction.
 
@@ -92,27 +125,18 @@ def store_issue(db_session: Session, parsed: ParsedIssue) -> StoreResult:
     A revised file with the number of a draft issue replaces that draft's content in place,
     keeping its id; an issue that is ready or sent is never replaced.
     """
-    same = db_session.scalars(
-        select(Issue).where(Issue.content_hash == parsed.content_hash).limit(1)
-    ).first()
-    if same is not None:
-        return StoreResult(load_issue(db_session, same.id), "unchanged")
-    if parsed.number is None:
-        raise IssueError(
-            N_("The file does not say which issue it is; give it a number (such as 总第361期).")
-        )
-    issue = db_session.scalars(select(Issue).where(Issue.number == parsed.number)).one_or_none()
-    action: Action = "created"
+    action, issue = plan(db_session, parsed)
+    if action == "unchanged":
+        assert issue is not None
+        return StoreResult(load_issue(db_session, issue.id), action)
     if issue is None:
         issue = Issue(number=parsed.number)
         db_session.add(issue)
     else:
-        _check_replaceable(issue)
         issue.status = "draft"
         issue.sections.clear()
         # The old rows go first: the new ones reuse their (issue, position) keys.
         db_session.flush()
-        action = "replaced"
     _fill_issue(issue, parsed)
     db_session.flush()
     return StoreResult(issue, action)
@@ -136,10 +160,7 @@ def _check_replaceable(issue: Issue) -> None:
 def _fill_issue(issue: Issue, parsed: ParsedIssue) -> None:
     """Copy the parse into ``issue`` (whose sections are empty), numbering articles in order."""
     warnings = list(parsed.warnings)
-    title = (parsed.title or "").strip()
-    if not title:
-        raise IssueError(N_("The file does not give the issue a title."))
-    issue.title = _clip(title, ISSUE_TITLE_LIMIT, warnings)
+    issue.title = _clip(parsed.title.strip(), ISSUE_TITLE_LIMIT, warnings)
     issue.period = parsed.period
     issue.content_hash = parsed.content_hash
     issue.source_format = parsed.format
@@ -193,7 +214,7 @@ def load_issue(db_session: Session, issue_id: int) -> Issue:
         .options(selectinload(Issue.sections).selectinload(Section.articles))
     ).one_or_none()
     if issue is None:
-        raise IssueError(N_("There is no issue with id %(id)s."), id=issue_id)
+        raise NotFound(N_("There is no issue with id %(id)s."), id=issue_id)
     return issue
 
 
@@ -226,10 +247,11 @@ def _row(issue: Issue, articles: int) -> IssueRow:
     )
 
 
-def _article(db_session: Session, article_id: int) -> Article:
+def find_article(db_session: Session, article_id: int, issue_id: int | None = None) -> Article:
+    """The article with ``article_id`` (in issue ``issue_id`` when given), or NotFound."""
     article = db_session.get(Article, article_id)
-    if article is None:
-        raise IssueError(N_("There is no article with id %(id)s."), id=article_id)
+    if article is None or (issue_id is not None and article.section.issue_id != issue_id):
+        raise NotFound(N_("There is no article with id %(id)s."), id=article_id)
     return article
 
 
@@ -245,7 +267,9 @@ def retag_article(
             topic=unknown[0],
             allowed=", ".join(allowed),
         )
-    article = _article(db_session, article_id)
+    article = find_article(db_session, article_id)
+    if set(chosen) == set(article.topics):
+        return article
     if article.section.issue.status == "sent":
         raise IssueError(
             N_("Issue %(number)s has already been sent, so its topics can no longer change."),
@@ -259,7 +283,7 @@ def correct_article(
     db_session: Session, article_id: int, *, title: str | None = None, summary: str | None = None
 ) -> Article:
     """Correct an article's title and/or summary; an empty title is refused."""
-    article = _article(db_session, article_id)
+    article = find_article(db_session, article_id)
     if title is not None:
         title = " ".join(title.split())
         if not title:

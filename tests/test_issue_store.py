@@ -1,0 +1,246 @@
+"""Storing parsed issues: order, dedupe by content, draft replacement, one transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session
+
+from core import db as core_db
+from mailer import issues
+from mailer.importer import ParsedIssue
+from mailer.models import Article
+from mailer.models import Issue
+from mailer.models import Section
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
+TOPICS = ["policy", "companies", "data"]
+
+
+@pytest.fixture(scope="module")
+def seed_bytes() -> bytes:
+    """The real issue 361; its absence is a failure, not a skip."""
+    assert SEED.is_file(), f"the seed issue is missing: {SEED}"
+    return SEED.read_bytes()
+
+
+def parse(app: Flask, data: bytes, filename: str = "seed.txt") -> ParsedIssue:
+    return issues.parse(data, filename, app.config)
+
+
+def revised(data: bytes) -> bytes:
+    """The seed with one figure changed in the first article's first sentence."""
+    old, new = "共颁发技术创新奖10项".encode(), "共颁发技术创新奖11项".encode()
+    assert old in data
+    return data.replace(old, new)
+
+
+def counts(db: Session) -> tuple[int, int, int]:
+    db.rollback()
+    return tuple(  # type: ignore[return-value]
+        db.scalar(select(func.count()).select_from(model)) for model in (Issue, Section, Article)
+    )
+
+
+def store(db: Session, parsed: ParsedIssue) -> issues.StoreResult:
+    result = issues.store_issue(db, parsed)
+    db.commit()
+    return result
+
+
+def test_seed_is_stored_in_issue_order(app: Flask, db: Session, seed_bytes: bytes) -> None:
+    """The seed becomes 1 issue, 6 sections and 34 articles numbered 1…34 in the file's order."""
+    parsed = parse(app, seed_bytes)
+    result = store(db, parsed)
+    assert result.action == "created"
+    db.expunge_all()
+    issue = issues.load_issue(db, result.issue.id)
+    assert (issue.number, issue.period, issue.status) == (361, "2023-02", "draft")
+    assert [s.name for s in issue.sections] == [s.name for s in parsed.sections]
+    assert len(issue.sections) == 6
+    stored = [a for s in issue.sections for a in s.articles]
+    assert [a.number for a in stored] == list(range(1, 35))
+    assert [a.title for a in stored] == [a.title for a in parsed.articles]
+    assert [a.source for a in stored] == [a.source for a in parsed.articles]
+    assert [a.blocks for a in stored] == [a.blocks for a in parsed.articles]
+    assert [a.summary for a in stored] == [a.summary for a in parsed.articles]
+    for section, parsed_section in zip(issue.sections, parsed.sections, strict=True):
+        assert section.topics == tuple(sorted(parsed_section.topics))
+        assert [a.position for a in section.articles] == list(range(1, len(section.articles) + 1))
+    assert counts(db) == (1, 6, 34)
+
+
+def test_the_same_file_twice_stores_nothing_new(app: Flask, db: Session, seed_bytes: bytes) -> None:
+    """Importing the same file again says unchanged, adds no rows and keeps editors' changes."""
+    first = store(db, parse(app, seed_bytes))
+    article = first.issue.sections[0].articles[0]
+    issues.correct_article(db, article.id, title="编辑改过的标题")
+    db.commit()
+    again = store(db, parse(app, seed_bytes))
+    assert again.action == "unchanged"
+    assert again.issue.id == first.issue.id
+    assert counts(db) == (1, 6, 34)
+    assert db.get(Article, article.id, populate_existing=True).title == "编辑改过的标题"  # type: ignore[union-attr]
+
+
+def test_a_revised_file_replaces_the_draft_in_place(
+    app: Flask, db: Session, seed_bytes: bytes
+) -> None:
+    """A changed file with the same number replaces the draft's content and keeps its id."""
+    first = store(db, parse(app, seed_bytes))
+    changed = parse(app, revised(seed_bytes))
+    result = store(db, changed)
+    assert result.action == "replaced"
+    assert result.issue.id == first.issue.id
+    assert counts(db) == (1, 6, 34)
+    issue = db.get(Issue, first.issue.id, populate_existing=True)
+    assert issue is not None and issue.content_hash == changed.content_hash
+    summary = db.scalars(select(Article.summary).where(Article.number == 1)).one()
+    assert "11项" in summary and summary == changed.articles[0].summary
+
+
+@pytest.mark.parametrize(
+    ("status", "words"), [("sent", "already been sent"), ("ready", "ready to send")]
+)
+def test_an_issue_past_draft_is_never_replaced(
+    app: Flask, db: Session, seed_bytes: bytes, status: str, words: str
+) -> None:
+    """A revised file for an issue that is sent (or ready to send) is refused; nothing changes."""
+    first = store(db, parse(app, seed_bytes))
+    first.issue.status = status
+    db.commit()
+    with pytest.raises(issues.IssueError, match=words) as refusal:
+        issues.store_issue(db, parse(app, revised(seed_bytes)))
+    db.rollback()
+    assert "361" in str(refusal.value)
+    assert counts(db) == (1, 6, 34)
+    summary = db.scalars(select(Article.summary).where(Article.number == 1)).one()
+    assert "10项" in summary
+
+
+def test_a_failure_midway_leaves_nothing(app: Flask, db: Session, seed_bytes: bytes) -> None:
+    """When the last article cannot be written, the issue and its other rows are not kept.
+
+    An unserialisable block stands in for any failure at the database; SQLite reports it
+    through SQLAlchemy, psycopg raises the TypeError itself.
+    """
+    parsed = parse(app, seed_bytes)
+    last = parsed.sections[-1].articles[-1]
+    last.blocks = [{"type": "paragraph", "text": object()}]  # type: ignore[typeddict-item]
+    with (
+        app.app_context(),
+        pytest.raises((StatementError, TypeError)),
+        core_db.transaction() as db_session,
+    ):
+        issues.store_issue(db_session, parsed)
+    assert counts(db) == (0, 0, 0)
+
+
+def test_a_failed_replacement_keeps_the_old_draft(
+    app: Flask, db: Session, seed_bytes: bytes
+) -> None:
+    """A replacement that fails halfway leaves the previous draft exactly as it was."""
+    store(db, parse(app, seed_bytes))
+    broken = parse(app, revised(seed_bytes))
+    broken.sections[-1].articles[-1].blocks = [{"type": "paragraph", "text": object()}]  # type: ignore[typeddict-item]
+    with (
+        app.app_context(),
+        pytest.raises((StatementError, TypeError)),
+        core_db.transaction() as db_session,
+    ):
+        issues.store_issue(db_session, broken)
+    assert counts(db) == (1, 6, 34)
+    summary = db.scalars(select(Article.summary).where(Article.number == 1)).one()
+    assert "10项" in summary
+
+
+def test_a_parse_without_number_is_refused(app: Flask, db: Session, seed_bytes: bytes) -> None:
+    """An issue whose file names no number cannot be stored, and says how to fix it."""
+    parsed = dataclasses.replace(parse(app, seed_bytes), number=None)
+    with pytest.raises(issues.IssueError, match="give it a number"):
+        issues.store_issue(db, parsed)
+    db.rollback()
+    assert counts(db) == (0, 0, 0)
+
+
+@pytest.fixture
+def article(app: Flask, db: Session, seed_bytes: bytes) -> Article:
+    result = store(db, parse(app, seed_bytes))
+    return result.issue.sections[2].articles[0]
+
+
+def test_retag_sets_exactly_the_chosen_topics(db: Session, article: Article) -> None:
+    """Re-tagging replaces the topics; ticking none means every reader."""
+    issues.retag_article(db, article.id, ["data", "policy", "data"], TOPICS)
+    db.commit()
+    assert db.get(Article, article.id, populate_existing=True).topics == ("data", "policy")  # type: ignore[union-attr]
+    issues.retag_article(db, article.id, [], TOPICS)
+    db.commit()
+    assert db.get(Article, article.id, populate_existing=True).topics == ()  # type: ignore[union-attr]
+
+
+def test_retag_refuses_an_unknown_topic(db: Session, article: Article) -> None:
+    """A topic that is not configured is refused with the list of real ones."""
+    before = article.topics
+    with pytest.raises(issues.IssueError, match=r"sports is not a topic.*policy, companies, data"):
+        issues.retag_article(db, article.id, ["policy", "sports"], TOPICS)
+    db.rollback()
+    assert db.get(Article, article.id, populate_existing=True).topics == before  # type: ignore[union-attr]
+
+
+def test_topics_of_a_sent_issue_cannot_change(db: Session, article: Article) -> None:
+    """Once sent, an issue's topics stay; its titles can still be corrected for the archive."""
+    article.section.issue.status = "sent"
+    db.commit()
+    with pytest.raises(issues.IssueError, match="topics can no longer change"):
+        issues.retag_article(db, article.id, ["policy"], TOPICS)
+    issues.retag_article(db, article.id, list(article.topics), TOPICS)
+    issues.correct_article(db, article.id, title="更正后的标题")
+    db.commit()
+    assert db.get(Article, article.id, populate_existing=True).title == "更正后的标题"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"title": "   "}, "title cannot be empty"),
+        ({"title": "长" * 301}, "title is too long"),
+        ({"summary": "长" * 501}, "summary is too long"),
+    ],
+)
+def test_corrections_are_checked(
+    db: Session, article: Article, changes: dict[str, str], words: str
+) -> None:
+    """An empty or overlong title, or an overlong summary, is refused and nothing changes."""
+    title, summary = article.title, article.summary
+    with pytest.raises(issues.IssueError, match=words):
+        issues.correct_article(db, article.id, **changes)
+    db.rollback()
+    fresh = db.get(Article, article.id, populate_existing=True)
+    assert fresh is not None and (fresh.title, fresh.summary) == (title, summary)
+
+
+def test_corrections_tidy_spaces(db: Session, article: Article) -> None:
+    """Runs of spaces and line breaks in a corrected title become single spaces."""
+    issues.correct_article(db, article.id, title="  新\n标题  ", summary=" 一句话。 ")
+    db.commit()
+    fresh = db.get(Article, article.id, populate_existing=True)
+    assert fresh is not None and (fresh.title, fresh.summary) == ("新 标题", "一句话。")
+
+
+def test_list_issues_newest_first(app: Flask, db: Session, seed_bytes: bytes) -> None:
+    """The list shows each issue once, highest number first, with its article count."""
+    store(db, parse(app, seed_bytes))
+    later = seed_bytes.replace("总第361期".encode(), "总第362期".encode())
+    store(db, parse(app, later))
+    rows = issues.list_issues(db)
+    assert [(row.number, row.articles, row.status) for row in rows] == [
+        (362, 34, "draft"),
+        (361, 34, "draft"),
+    ]
