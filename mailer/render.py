@@ -119,7 +119,7 @@ def period_label(period: str | None, locale: str) -> str:
 def issue_line(number: int, period: str | None, locale: str) -> str:
     """第361期 · 2023年2月 / Issue 361 · February 2023."""
     gettext = i18n.translations(locale).gettext
-    line = gettext("Issue %(number)s") % {"number": number}
+    line = gettext("Issue no. %(number)s") % {"number": number}
     label = period_label(period, locale)
     return f"{line} · {label}" if label else line
 
