@@ -68,6 +68,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "VISIBILITY_TIMEOUT": (3600, "seconds before Redis redelivers an unacknowledged task"),
     "LOGIN_RATE_LIMIT": ("10 per minute", "login attempts per IP address"),
+    "SUBSCRIBE_RATE_LIMIT": (
+        "20 per hour",
+        "subscribe and email-me-my-link requests per IP address",
+    ),
+    "SUBSCRIBE_ADDRESS_RATE_LIMIT": (
+        "3 per hour",
+        "subscribe and email-me-my-link requests per email address, whoever sends them",
+    ),
+    "IMPORT_MAX_BYTES": (20_000_000, "largest subscriber CSV file an editor may upload"),
+    "IMPORT_BATCH_SIZE": (5000, "subscriber CSV rows inserted per committed batch"),
     "CAPTURE_DIR": (None, "development only: folder of captured .eml files shown at /dev/mail"),
     "DEFAULT_LOCALE": ("zh", "language of pages and emails unless the reader chose another"),
     "TOPICS": (
@@ -154,6 +164,8 @@ def check(config: Mapping[str, Any]) -> None:
         "RETRY_BACKOFF_SECONDS",
         "TASK_TIME_LIMIT",
         "VISIBILITY_TIMEOUT",
+        "IMPORT_MAX_BYTES",
+        "IMPORT_BATCH_SIZE",
     ):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] <= 0:
             raise ConfigError(

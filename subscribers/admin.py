@@ -1,0 +1,360 @@
+"""The editor's subscriber pages: list, history, member flag, unsubscribe, erase, import, export.
+
+Administrators only. Views parse the form, call subscribers.service or subscribers.imports,
+commit, and redirect back with a message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import stream_with_context
+from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select
+from sqlalchemy import String
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import type_coerce
+from werkzeug.wrappers import Response as BaseResponse
+
+from core import auth
+from core import db
+from core.db import on_commit
+from core.db import utcnow
+from subscribers import csvfile
+from subscribers import imports
+from subscribers import service
+from subscribers import tasks
+from subscribers import topics
+from subscribers.forms import ButtonForm
+from subscribers.forms import EraseForm
+from subscribers.forms import FilterForm
+from subscribers.forms import ImportForm
+from subscribers.forms import MemberForm
+from subscribers.models import ConsentEvent
+from subscribers.models import ImportJob
+from subscribers.models import Subscriber
+
+bp = Blueprint("subscribers_admin", __name__, url_prefix="/editor/subscribers")
+PAGE_SIZE = 50
+Page = str | BaseResponse | tuple[str, int]
+
+ACTION_LABELS: dict[str, Any] = {
+    "subscribe": _l("signed up"),
+    "confirm": _l("confirmed"),
+    "preferences": _l("changed preferences"),
+    "unsubscribe": _l("unsubscribed"),
+    "resubscribe": _l("subscribed again"),
+    "import": _l("imported"),
+    "member": _l("membership changed"),
+    "suppress": _l("suppressed"),
+    "erase": _l("erased"),
+}
+CSV_ERRORS: dict[str, Any] = {
+    "encoding": _l(
+        "The file is neither UTF-8 nor GB18030 text. Save it as “CSV UTF-8” and try again."
+    ),
+    "empty": _l("The file is empty."),
+    "no_email_column": _l("The first line must name the columns, and one of them must be “email”."),
+}
+ROW_ERRORS: dict[str, Any] = {
+    "email": _l("not an email address: “%(value)s”"),
+    "duplicate": _l("the same address as line %(value)s"),
+    "topic": _l("unknown topic “%(value)s”"),
+    "format": _l("unknown format “%(value)s” (use full or digest)"),
+    "language": _l("unknown language “%(value)s” (use zh or en)"),
+    "member": _l("member must be yes or no, not “%(value)s”"),
+    "too_long": _l("the %(value)s is too long"),
+    "control": _l("the %(value)s contains line breaks or control characters"),
+}
+
+
+@bp.before_request
+@auth.login_required("admin")
+def _administrators_only() -> None:
+    """Every page here is for administrators; the decorator answers for anyone else."""
+    return None
+
+
+def _editor_consent() -> service.Consent:
+    editor = auth.current_editor()
+    return service.Consent(source="editor", actor=editor.email if editor else None)
+
+
+def _subscriber_or_404(subscriber_id: int) -> Subscriber:
+    subscriber = db.session().get(Subscriber, subscriber_id)
+    if subscriber is None:
+        abort(404)
+    return subscriber
+
+
+# --- list and export ---------------------------------------------------------------------
+
+
+def filtered(form: FilterForm) -> Select[Any]:
+    """Subscribers matching the list's search and filters, newest first."""
+    query = select(Subscriber).order_by(Subscriber.id.desc())
+    if form.q.data:
+        pattern = (
+            "%" + form.q.data.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        query = query.where(
+            or_(
+                Subscriber.email.ilike(pattern, escape="\\"),
+                Subscriber.name.ilike(pattern, escape="\\"),
+                Subscriber.organisation.ilike(pattern, escape="\\"),
+            )
+        )
+    if form.status.data:
+        query = query.where(Subscriber.status == form.status.data)
+    if form.topic.data:
+        # Topics are stored as "a,b,c"; framing both sides with commas matches whole keys only.
+        stored = "," + type_coerce(Subscriber.topics, String) + ","
+        query = query.where(stored.like(f"%,{form.topic.data},%"))
+    if form.format.data:
+        query = query.where(Subscriber.format == form.format.data)
+    if form.member.data:
+        query = query.where(Subscriber.member.is_(form.member.data == "yes"))
+    return query
+
+
+def _filter_form() -> FilterForm:
+    form = FilterForm(request.args)
+    if not form.validate():
+        # Unknown filter values (an edited URL) are dropped rather than answered with an error.
+        for name in ("status", "topic", "format", "member"):
+            if getattr(form, name).errors:
+                getattr(form, name).data = ""
+    return form
+
+
+@bp.get("/")
+def index() -> Page:
+    form = _filter_form()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    query = filtered(form)
+    db_session = db.session()
+    total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = db_session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    arguments = {key: value for key, value in request.args.items() if key != "page" and value}
+    return render_template(
+        "web/subscribers_admin/list.html",
+        form=form,
+        rows=rows,
+        total=total or 0,
+        page=page,
+        pages=max(((total or 0) + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        arguments=arguments,
+        topics=topics,
+    )
+
+
+@bp.get("/export.csv")
+def export() -> Response:
+    """The filtered list as CSV (same columns as the import, plus status), streamed."""
+    query = filtered(_filter_form()).where(Subscriber.erased_at.is_(None))
+
+    def lines() -> Iterator[str]:
+        result = db.session().scalars(query.execution_options(yield_per=2000))
+        yield from csvfile.export_lines(_export_row(row) for row in result)
+
+    filename = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(
+        stream_with_context(lines()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _export_row(row: Subscriber) -> tuple[str, ...]:
+    return (
+        row.email,
+        csvfile.safe_cell(row.name),
+        csvfile.safe_cell(row.organisation),
+        ";".join(row.topics),
+        row.format,
+        row.locale,
+        "yes" if row.member else "no",
+        row.status,
+    )
+
+
+# --- one subscriber ----------------------------------------------------------------------
+
+
+@bp.get("/<int:subscriber_id>")
+def detail(subscriber_id: int) -> Page:
+    subscriber = _subscriber_or_404(subscriber_id)
+    events = db.session().scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.subscriber_id == subscriber.id)
+        .order_by(ConsentEvent.created_at.desc(), ConsentEvent.id.desc())
+    )
+    member_form = MemberForm(
+        data={"member": subscriber.member, "organisation": subscriber.organisation}
+    )
+    return render_template(
+        "web/subscribers_admin/detail.html",
+        subscriber=subscriber,
+        events=list(events),
+        member_form=member_form,
+        erase_form=EraseForm(),
+        button=ButtonForm(),
+        suppressed=service.is_blocked(db.session(), subscriber),
+        topics=topics,
+        actions=ACTION_LABELS,
+    )
+
+
+def _back(subscriber: Subscriber) -> BaseResponse:
+    return redirect(url_for(".detail", subscriber_id=subscriber.id))
+
+
+def _form_errors(form: Any) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            flash(str(error), "error")
+
+
+@bp.post("/<int:subscriber_id>/member")
+def member(subscriber_id: int) -> BaseResponse:
+    subscriber = _subscriber_or_404(subscriber_id)
+    form = MemberForm()
+    if not form.validate_on_submit():
+        _form_errors(form)
+        return _back(subscriber)
+    with db.transaction() as db_session:
+        changes = service.set_member(
+            db_session, subscriber, form.member.data, form.organisation.data, _editor_consent()
+        )
+    flash(_("Saved.") if changes else _("Nothing has changed."), "info")
+    return _back(subscriber)
+
+
+@bp.post("/<int:subscriber_id>/unsubscribe")
+def unsubscribe(subscriber_id: int) -> BaseResponse:
+    subscriber = _subscriber_or_404(subscriber_id)
+    with db.transaction() as db_session:
+        done = service.unsubscribe(db_session, subscriber, _editor_consent())
+    flash(_("Unsubscribed.") if done else _("This subscriber was not receiving mail."), "info")
+    return _back(subscriber)
+
+
+@bp.post("/<int:subscriber_id>/suppress")
+def suppress(subscriber_id: int) -> BaseResponse:
+    subscriber = _subscriber_or_404(subscriber_id)
+    if subscriber.erased_at is None:
+        with db.transaction() as db_session:
+            service.suppress(db_session, subscriber.email, "manual", _editor_consent())
+        flash(_("The address is blocked: no signup or import can add it again."), "info")
+    return _back(subscriber)
+
+
+@bp.post("/<int:subscriber_id>/erase")
+def erase(subscriber_id: int) -> BaseResponse:
+    subscriber = _subscriber_or_404(subscriber_id)
+    form = EraseForm()
+    if subscriber.erased_at is not None:
+        flash(_("This subscriber's data is already erased."), "info")
+    elif not form.validate_on_submit():
+        _form_errors(form)
+    else:
+        with db.transaction() as db_session:
+            service.erase(db_session, subscriber, _editor_consent(), block=form.block.data)
+        flash(_("The personal data is erased; the history is kept without it."), "info")
+    return _back(subscriber)
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_form() -> Page:
+    limit = int(current_app.config["IMPORT_MAX_BYTES"])
+    # Larger uploads are refused before they are read (the 413 page says so).
+    request.max_content_length = limit + 65_536
+    form = ImportForm()
+    if form.validate_on_submit():
+        job = _create_job(form, limit)
+        if job is not None:
+            return redirect(url_for(".import_status", job_id=job.id))
+    return render_template("web/subscribers_admin/import.html", form=form, topics=topics)
+
+
+def _create_job(form: ImportForm, limit: int) -> ImportJob | None:
+    upload = form.file.data
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        form.file.errors.append(_("The file is larger than %(size)s MB.", size=limit // 1_000_000))
+        return None
+    try:
+        text = csvfile.decode(data)
+        csvfile.header(text)
+    except csvfile.CsvError as error:
+        form.file.errors.append(str(CSV_ERRORS[error.code]))
+        return None
+    editor = auth.current_editor()
+    with db.transaction() as db_session:
+        job = ImportJob(
+            created_by=editor.email if editor else "",
+            filename=(upload.filename or "upload.csv")[:200],
+            content=text,
+            consent_source=form.consent_source.data,
+            total_rows=max(sum(1 for _row in csv.reader(io.StringIO(text))) - 1, 0),
+        )
+        db_session.add(job)
+    return job
+
+
+def row_error_text(error: csvfile.RowError) -> str:
+    return str(ROW_ERRORS[error.code]) % {"value": error.value}
+
+
+@bp.get("/import/<int:job_id>")
+def import_status(job_id: int) -> Page:
+    job = db.session().get(ImportJob, job_id) or abort(404)
+    preview = None
+    if job.status == "preview":
+        preview = imports.preview(db.session(), job.content, topics.topic_keys())
+    return render_template(
+        "web/subscribers_admin/import_status.html",
+        job=job,
+        preview=preview,
+        button=ButtonForm(),
+        row_error_text=row_error_text,
+        topics=topics,
+    )
+
+
+@bp.post("/import/<int:job_id>/run")
+def import_run(job_id: int) -> BaseResponse:
+    with db.transaction() as db_session:
+        job = db_session.get(ImportJob, job_id) or abort(404)
+        if job.status == "preview":
+            job.status = "queued"
+            on_commit(db_session, lambda: tasks.import_csv.delay(job_id))
+    return redirect(url_for(".import_status", job_id=job_id))
+
+
+@bp.post("/import/<int:job_id>/discard")
+def import_discard(job_id: int) -> BaseResponse:
+    with db.transaction() as db_session:
+        job = db_session.get(ImportJob, job_id) or abort(404)
+        if job.status == "preview":
+            db_session.delete(job)
+            flash(_("The upload is discarded; nothing was imported."), "info")
+    return redirect(url_for(".import_form"))

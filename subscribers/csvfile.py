@@ -1,0 +1,159 @@
+"""Subscriber CSV files: reading an upload into checked rows, and writing the export.
+
+Columns: email, name, organisation, topics, format, language, member. Only ``email`` is
+required; other columns may be missing or empty. Problems are reported per line as a code
+and the offending value, so that the page shows them in the editor's language.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from subscribers.service import AddressError
+from subscribers.service import ImportRow
+from subscribers.service import email_hash
+from subscribers.service import normalise
+
+COLUMNS = ("email", "name", "organisation", "topics", "format", "language", "member")
+TRUE_WORDS = frozenset({"yes", "y", "true", "1", "是", "x"})
+FALSE_WORDS = frozenset({"no", "n", "false", "0", "否", ""})
+TOPIC_SEPARATORS = re.compile(r"[;|,\s、；]+")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Spreadsheets run cells that start with these as formulas; exported values get a quote first.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MAX_LENGTHS = {"name": 100, "organisation": 200}
+
+
+class CsvError(ValueError):
+    """The file as a whole cannot be read; ``code`` names the reason."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    code: str  # email, duplicate, topic, format, language, member, too_long, control
+    value: str
+
+
+def decode(data: bytes) -> str:
+    """The file's text: UTF-8 (with or without the BOM Excel writes), else GB18030."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise CsvError("encoding")
+
+
+def header(text: str) -> list[str]:
+    """The checked header row, lower-cased; raises CsvError when ``email`` is missing."""
+    first = next(csv.reader(io.StringIO(text)), None)
+    if not first:
+        raise CsvError("empty")
+    names = [name.strip().lower() for name in first]
+    if "email" not in names:
+        raise CsvError("no_email_column")
+    return names
+
+
+def parse(
+    text: str, topics: Sequence[str], skip: int = 0
+) -> Iterator[tuple[int, ImportRow | RowError]]:
+    """Yield (data line index, row or error) for every data line after the first ``skip``.
+
+    Line numbers in rows and errors are the file's own (the header is line 1). Duplicates are
+    found across the whole file, including the skipped part.
+    """
+    names = header(text)
+    reader = csv.reader(io.StringIO(text))
+    next(reader)
+    seen: dict[str, int] = {}
+    for index, cells in enumerate(reader):
+        line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        result = check_row(line, dict(zip(names, cells, strict=False)), topics)
+        if isinstance(result, ImportRow):
+            first = seen.setdefault(result.email_hash, line)
+            if first != line:
+                result = RowError(line, "duplicate", str(first))
+        if index >= skip:
+            yield index, result
+
+
+def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> ImportRow | RowError:
+    """One data line, checked and normalised, or the first problem found in it."""
+    raw_email = cells.get("email", "").strip()
+    try:
+        email = normalise(raw_email)
+    except AddressError:
+        return RowError(line, "email", raw_email)
+    texts: dict[str, str | None] = {}
+    for name, limit in MAX_LENGTHS.items():
+        value = _unquote(cells.get(name, "").strip())
+        if CONTROL.search(value):
+            return RowError(line, "control", name)
+        if len(value) > limit:
+            return RowError(line, "too_long", name)
+        texts[name] = value or None
+    chosen = [t for t in TOPIC_SEPARATORS.split(cells.get("topics", "").strip().lower()) if t]
+    unknown = [t for t in chosen if t not in topics]
+    if unknown:
+        return RowError(line, "topic", unknown[0])
+    format_ = cells.get("format", "").strip().lower()
+    if format_ not in ("", "full", "digest"):
+        return RowError(line, "format", format_)
+    language = cells.get("language", "").strip().lower()
+    if language not in ("", "zh", "en"):
+        return RowError(line, "language", language)
+    member = cells.get("member", "").strip().lower()
+    if member not in TRUE_WORDS | FALSE_WORDS:
+        return RowError(line, "member", member)
+    return ImportRow(
+        line=line,
+        email=email,
+        email_hash=email_hash(email),
+        name=texts["name"],
+        organisation=texts["organisation"],
+        topics=tuple(sorted(set(chosen))) if chosen else tuple(topics),
+        format=format_ or None,
+        locale=language or None,
+        member=member in TRUE_WORDS,
+    )
+
+
+def _unquote(value: str) -> str:
+    # Undo the quote our own export puts before formula-like values, so a round trip is exact.
+    if value.startswith("'") and value[1:2] in FORMULA_START:
+        return value[1:]
+    return value
+
+
+def safe_cell(value: str | None) -> str:
+    """A value that a spreadsheet shows as text, never runs as a formula."""
+    text = value or ""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def export_lines(rows: Iterable[tuple[str, ...]]) -> Iterator[str]:
+    """CSV text, one chunk per line, header first; a BOM so that Excel reads it as UTF-8."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow((*COLUMNS, "status"))
+    yield "\ufeff" + buffer.getvalue()
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(row)
+        yield buffer.getvalue()

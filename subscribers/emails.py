@@ -1,0 +1,84 @@
+"""The emails this package sends through the outbox: built at send time, links signed then.
+
+Imported by ``subscribers.tasks`` so that a worker has the builders registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core import i18n
+from mailer import outbox
+from mailer.message import build_message
+from mailer.message import mailbox
+from mailer.models import OutboxMessage
+from mailer.render import render_pair
+from subscribers import links
+from subscribers.models import Subscriber
+
+
+def _subscriber(db_session: Session, message: OutboxMessage) -> Subscriber:
+    subscriber = db_session.get(Subscriber, message.params.get("subscriber_id"))
+    if subscriber is None:
+        raise LookupError(f"outbox message {message.id} names no subscriber")
+    return subscriber
+
+
+def recipient(subscriber: Subscriber) -> str:
+    """The To value: the display name is RFC 2047 encoded and checked, never pasted raw."""
+    if not subscriber.name:
+        return subscriber.email
+    return mailbox(subscriber.name, subscriber.email)
+
+
+def _context(subscriber: Subscriber, config: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "reader_name": subscriber.name or "",
+        "list_name": config["MAIL_FROM_NAME"],
+        "base_url": config["BASE_URL"],
+    }
+
+
+@outbox.builder("confirm")
+def build_confirm(
+    db_session: Session, message: OutboxMessage, config: Mapping[str, Any]
+) -> EmailMessage:
+    """The double opt-in email: one link that activates the subscription."""
+    subscriber = _subscriber(db_session, message)
+    _ = i18n.translations(message.locale).gettext
+    html, text = render_pair(
+        "confirm",
+        message.locale,
+        confirm_url=links.confirm_url(subscriber),
+        days=config["TOKEN_MAX_AGE_DAYS"],
+        **_context(subscriber, config),
+    )
+    subject = _("Please confirm your subscription")
+    return build_message(
+        outbox.standard_headers(config, recipient(subscriber), subject), text, html
+    )
+
+
+@outbox.builder("preferences_link")
+def build_preferences_link(
+    db_session: Session, message: OutboxMessage, config: Mapping[str, Any]
+) -> EmailMessage:
+    """The reader's own preferences link, asked for or sent when an active reader signs up again."""
+    subscriber = _subscriber(db_session, message)
+    _ = i18n.translations(message.locale).gettext
+    html, text = render_pair(
+        "preferences_link",
+        message.locale,
+        already=message.params.get("reason") == "already_subscribed",
+        preferences_url=links.preferences_url(subscriber),
+        unsubscribe_url=links.unsubscribe_url(subscriber),
+        **_context(subscriber, config),
+    )
+    subject = _("Your link to change your newsletter preferences")
+    return build_message(
+        outbox.standard_headers(config, recipient(subscriber), subject), text, html
+    )

@@ -1,0 +1,489 @@
+"""What can happen to a subscription, as plain functions over a database session.
+
+No request, no Celery: views and tasks parse their input, call one of these, and commit. Every
+change of state writes a ``ConsentEvent`` in the same transaction, so the record can never
+disagree with the row. Emails are queued through the outbox with an ``enqueue`` callback that
+runs after the caller's commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from email_validator import EmailNotValidError
+from email_validator import validate_email
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from core.db import utcnow
+from mailer import outbox
+from mailer.models import OutboxMessage
+from subscribers.models import ConsentEvent
+from subscribers.models import Subscriber
+from subscribers.models import Suppression
+
+Enqueue = Callable[[int], None]
+# Statuses whose address receives nothing, whatever a signup or import asks.
+BLOCKED_STATUSES = ("bounced", "complained")
+STATUS_FOR_REASON = {"hard_bounce": "bounced", "complaint": "complained", "manual": "unsubscribed"}
+ERASED_DOMAIN = "erased.invalid"
+# Fields that hold personal data; an erase replaces their values in the consent record.
+PERSONAL_FIELDS = ("email", "name", "organisation")
+LOOKUP_CHUNK = 500
+
+
+class AddressError(ValueError):
+    """The text is not a usable email address; the message is email-validator's reason."""
+
+
+class Blocked(Exception):
+    """The address is suppressed or bounced; it cannot be (re)activated."""
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Where a change came from: the evidence written to the consent record."""
+
+    source: str
+    ip: str | None = None
+    user_agent: str | None = None
+    form_version: str | None = None
+    actor: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What a reader chooses on the subscribe and preferences forms."""
+
+    topics: tuple[str, ...]
+    format: str
+    locale: str
+    name: str | None = None
+    organisation: str | None = None
+
+
+@dataclass
+class ImportRow:
+    """One valid CSV line, normalised."""
+
+    line: int
+    email: str
+    email_hash: str
+    name: str | None
+    organisation: str | None
+    topics: tuple[str, ...]
+    format: str | None
+    locale: str | None
+    member: bool
+
+
+@dataclass
+class ImportTally:
+    """How the rows of an import were (or would be) handled."""
+
+    new: int = 0
+    existing: int = 0
+    blocked: int = 0
+    blocked_lines: list[int] = field(default_factory=list)
+
+
+# --- addresses ---------------------------------------------------------------------------
+
+
+def normalise(address: str) -> str:
+    """The address as we store and send to: domain lower-cased and IDNA-encoded."""
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise AddressError(str(error)) from None
+    return result.ascii_email or result.normalized
+
+
+def email_hash(address: str) -> str:
+    """The key of an address in the subscriber and suppression tables."""
+    return hashlib.sha256(address.lower().encode()).hexdigest()
+
+
+def find(db_session: Session, address: str) -> Subscriber | None:
+    """The subscriber with this (normalised) address, or None."""
+    query = select(Subscriber).where(Subscriber.email_hash == email_hash(address))
+    return db_session.scalars(query).one_or_none()
+
+
+def is_suppressed(db_session: Session, hashed: str) -> bool:
+    query = select(Suppression.id).where(Suppression.email_hash == hashed)
+    return db_session.scalars(query).first() is not None
+
+
+def is_blocked(db_session: Session, subscriber: Subscriber) -> bool:
+    """True when nothing may reactivate this subscriber."""
+    if subscriber.status in BLOCKED_STATUSES or subscriber.erased_at is not None:
+        return True
+    return subscriber.email_hash is not None and is_suppressed(db_session, subscriber.email_hash)
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+# --- the consent record ------------------------------------------------------------------
+
+
+def record(
+    db_session: Session,
+    subscriber: Subscriber,
+    action: str,
+    consent: Consent,
+    changes: dict[str, Any] | None = None,
+) -> ConsentEvent:
+    """Write one consent event for ``subscriber`` (flushed, so that it gets its id)."""
+    if subscriber.id is None:
+        db_session.flush()
+    event = ConsentEvent(
+        subscriber_id=subscriber.id,
+        action=action,
+        source=consent.source,
+        ip=consent.ip,
+        user_agent=(consent.user_agent or "")[:300] or None,
+        form_version=consent.form_version,
+        changes=changes or {},
+        actor=consent.actor,
+        note=(consent.note or "")[:300] or None,
+    )
+    db_session.add(event)
+    return event
+
+
+def apply(subscriber: Subscriber, values: dict[str, Any]) -> dict[str, Any]:
+    """Set ``values`` on the subscriber; return {field: [old, new]} for those that changed."""
+    changes: dict[str, Any] = {}
+    for name, new in values.items():
+        old = getattr(subscriber, name)
+        if name == "topics":
+            old, new = sorted(old or ()), sorted(new)
+        if old != new:
+            changes[name] = [_jsonable(old), _jsonable(new)]
+            setattr(subscriber, name, tuple(new) if name == "topics" else new)
+    return changes
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _choice_values(choices: Choices) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "topics": choices.topics,
+        "format": choices.format,
+        "locale": choices.locale,
+        "name": choices.name or None,
+    }
+    if choices.organisation is not None:
+        values["organisation"] = choices.organisation or None
+    return values
+
+
+# --- the reader's side -------------------------------------------------------------------
+
+
+def subscribe(
+    db_session: Session, address: str, choices: Choices, consent: Consent, enqueue: Enqueue
+) -> str:
+    """Handle a signup for ``address``, whatever state it is in; returns what was done.
+
+    A new, pending or unsubscribed address is sent a confirmation link (and stays as it is
+    until the link is used); an active one is sent its preferences link, so that nobody can
+    change an active subscription by typing its address; a blocked one is sent nothing.
+    """
+    hashed = email_hash(address)
+    subscriber = find(db_session, address)
+    if is_suppressed(db_session, hashed) or (
+        subscriber is not None and subscriber.status in BLOCKED_STATUSES
+    ):
+        return "blocked"
+    if subscriber is not None and subscriber.status == "active":
+        _queue(db_session, "preferences_link", subscriber, enqueue, reason="already_subscribed")
+        return "link_sent"
+    if subscriber is None:
+        subscriber = Subscriber(
+            email=address,
+            email_hash=hashed,
+            status="pending",
+            confirm_nonce=new_nonce(),
+            link_nonce=new_nonce(),
+        )
+        db_session.add(subscriber)
+        changes = {"status": [None, "pending"], **apply(subscriber, _choice_values(choices))}
+    else:
+        changes = apply(subscriber, _choice_values(choices))
+    record(db_session, subscriber, "subscribe", consent, changes)
+    _queue(db_session, "confirm", subscriber, enqueue)
+    return "confirm_sent"
+
+
+def send_link(db_session: Session, address: str, enqueue: Enqueue) -> str:
+    """Mail the preferences link of ``address`` (a confirmation link if still pending)."""
+    subscriber = find(db_session, address)
+    if subscriber is None or is_blocked(db_session, subscriber):
+        return "nothing"
+    if subscriber.status == "pending":
+        _queue(db_session, "confirm", subscriber, enqueue)
+        return "confirm_sent"
+    _queue(db_session, "preferences_link", subscriber, enqueue, reason="requested")
+    return "link_sent"
+
+
+def _queue(
+    db_session: Session, kind: str, subscriber: Subscriber, enqueue: Enqueue, **params: Any
+) -> OutboxMessage:
+    db_session.flush()
+    return outbox.queue(
+        db_session,
+        kind,
+        subscriber.email,
+        subscriber.locale,
+        enqueue,
+        subscriber_id=subscriber.id,
+        **params,
+    )
+
+
+def confirm(db_session: Session, subscriber: Subscriber, consent: Consent) -> Subscriber:
+    """Activate a subscription from its confirmation link; the link is spent either way."""
+    if is_blocked(db_session, subscriber):
+        raise Blocked()
+    subscriber.confirm_nonce = new_nonce()
+    values: dict[str, Any] = {"status": "active", "confirmed_at": utcnow(), "unsubscribed_at": None}
+    changes = apply(subscriber, values)
+    record(db_session, subscriber, "confirm", consent, changes)
+    return subscriber
+
+
+def update_preferences(
+    db_session: Session, subscriber: Subscriber, choices: Choices, consent: Consent
+) -> dict[str, Any]:
+    """Save the reader's choices; returns what changed (nothing recorded when nothing did)."""
+    changes = apply(subscriber, _choice_values(choices))
+    if changes:
+        record(db_session, subscriber, "preferences", consent, changes)
+    return changes
+
+
+def unsubscribe(db_session: Session, subscriber: Subscriber, consent: Consent) -> bool:
+    """Stop all mail to ``subscriber``; False when there was nothing to stop."""
+    if subscriber.status in ("unsubscribed", *BLOCKED_STATUSES):
+        return False
+    changes = apply(subscriber, {"status": "unsubscribed", "unsubscribed_at": utcnow()})
+    record(db_session, subscriber, "unsubscribe", consent, changes)
+    return True
+
+
+def resubscribe(db_session: Session, subscriber: Subscriber, consent: Consent) -> None:
+    """Undo an unsubscribe from a link in the reader's own mailbox (proof of the address)."""
+    if is_blocked(db_session, subscriber):
+        raise Blocked()
+    changes = apply(subscriber, {"status": "active", "unsubscribed_at": None})
+    if subscriber.confirmed_at is None:
+        changes.update(apply(subscriber, {"confirmed_at": utcnow()}))
+    record(db_session, subscriber, "resubscribe", consent, changes)
+
+
+# --- the editor's side -------------------------------------------------------------------
+
+
+def set_member(
+    db_session: Session,
+    subscriber: Subscriber,
+    member: bool,
+    organisation: str | None,
+    consent: Consent,
+) -> dict[str, Any]:
+    """Flag or unflag a member of the association; new members get digests by default."""
+    values: dict[str, Any] = {"member": member, "organisation": organisation or None}
+    if member and not subscriber.member:
+        values["format"] = "digest"
+    changes = apply(subscriber, values)
+    if changes:
+        record(db_session, subscriber, "member", consent, changes)
+    return changes
+
+
+def suppress(
+    db_session: Session, address: str, reason: str, consent: Consent, note: str | None = None
+) -> Subscriber | None:
+    """Block ``address`` for good and stop its subscription; returns the subscriber, if any."""
+    if reason not in STATUS_FOR_REASON:
+        raise ValueError(f"unknown suppression reason {reason!r}")
+    hashed = email_hash(address)
+    if not is_suppressed(db_session, hashed):
+        db_session.add(Suppression(email_hash=hashed, reason=reason, note=note))
+    subscriber = find(db_session, address)
+    if subscriber is not None and subscriber.status not in BLOCKED_STATUSES:
+        changes = apply(subscriber, {"status": STATUS_FOR_REASON[reason]})
+        if subscriber.unsubscribed_at is None:
+            changes.update(apply(subscriber, {"unsubscribed_at": utcnow()}))
+        record(db_session, subscriber, "suppress", consent, {**changes, "reason": reason})
+    return subscriber
+
+
+def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: bool) -> None:
+    """Remove the person's data; keep the row's history without it, and (if asked) a block.
+
+    The consent record stays (that someone consented, and when) but loses the IP, the user
+    agent and any personal values. Single emails still waiting for this address are dropped.
+    """
+    address = subscriber.email
+    if (
+        block
+        and subscriber.email_hash is not None
+        and not is_suppressed(db_session, subscriber.email_hash)
+    ):
+        db_session.add(
+            Suppression(email_hash=subscriber.email_hash, reason="manual", note="erased")
+        )
+    _scrub_events(db_session, subscriber.id)
+    _scrub_outbox(db_session, address)
+    subscriber.email = f"erased-{subscriber.id}@{ERASED_DOMAIN}"
+    subscriber.email_hash = None
+    subscriber.name = subscriber.organisation = None
+    subscriber.status = "unsubscribed" if subscriber.status == "active" else subscriber.status
+    subscriber.unsubscribed_at = subscriber.unsubscribed_at or utcnow()
+    subscriber.erased_at = utcnow()
+    subscriber.confirm_nonce, subscriber.link_nonce = new_nonce(), new_nonce()
+    record(db_session, subscriber, "erase", consent, {"blocked": block})
+
+
+def _scrub_events(db_session: Session, subscriber_id: int) -> None:
+    query = select(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id)
+    for event in db_session.scalars(query):
+        event.ip = event.user_agent = None
+        event.changes = {
+            name: ["(erased)", "(erased)"] if name in PERSONAL_FIELDS else value
+            for name, value in event.changes.items()
+        }
+
+
+def _scrub_outbox(db_session: Session, address: str) -> None:
+    # Only the kinds this package sends: other packages keep their own delivery records.
+    db_session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.to_address == address,
+            OutboxMessage.kind.in_(("confirm", "preferences_link")),
+        )
+        .values(
+            to_address=f"erased@{ERASED_DOMAIN}",
+            params={},
+            status="failed",
+            smtp_reply="address erased",
+        )
+    )
+
+
+# --- imports -----------------------------------------------------------------------------
+
+
+def classify(db_session: Session, rows: Sequence[ImportRow]) -> tuple[list[ImportRow], ImportTally]:
+    """Split rows into those to insert and those to leave alone (present or blocked)."""
+    hashes = [row.email_hash for row in rows]
+    present = _existing(db_session, hashes)
+    suppressed = _suppressed(db_session, hashes)
+    tally, fresh = ImportTally(), []
+    for row in rows:
+        status = present.get(row.email_hash)
+        if row.email_hash in suppressed or status in ("unsubscribed", *BLOCKED_STATUSES):
+            tally.blocked += 1
+            tally.blocked_lines.append(row.line)
+        elif status is not None:
+            tally.existing += 1
+        else:
+            tally.new += 1
+            fresh.append(row)
+    return fresh, tally
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
+
+
+def _existing(db_session: Session, hashes: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in _chunks(hashes):
+        query = select(Subscriber.email_hash, Subscriber.status).where(
+            Subscriber.email_hash.in_(chunk)
+        )
+        found.update({hashed: status for hashed, status in db_session.execute(query) if hashed})
+    return found
+
+
+def _suppressed(db_session: Session, hashes: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(hashes):
+        query = select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk))
+        found.update(db_session.scalars(query))
+    return found
+
+
+def import_rows(
+    db_session: Session, rows: Sequence[ImportRow], consent: Consent, default_locale: str
+) -> ImportTally:
+    """Insert the rows whose address is new, as active, with one consent event each.
+
+    Two multi-row INSERTs per call, not one round trip per row. Addresses already present are
+    left as they are, and unsubscribed, bounced or suppressed ones are never reactivated.
+    """
+    fresh, tally = classify(db_session, rows)
+    if not fresh:
+        return tally
+    now = utcnow()
+    ids = db_session.scalars(
+        insert(Subscriber).returning(Subscriber.id),
+        [_subscriber_values(row, now, default_locale) for row in fresh],
+    ).all()
+    changes = {"status": [None, "active"]}
+    db_session.execute(
+        insert(ConsentEvent),
+        [
+            {
+                "subscriber_id": subscriber_id,
+                "created_at": now,
+                "action": "import",
+                "source": consent.source,
+                "actor": consent.actor,
+                "note": consent.note,
+                "form_version": consent.form_version,
+                "changes": changes,
+            }
+            for subscriber_id in ids
+        ],
+    )
+    return tally
+
+
+def _subscriber_values(row: ImportRow, now: Any, default_locale: str) -> dict[str, Any]:
+    return {
+        "email": row.email,
+        "email_hash": row.email_hash,
+        "name": row.name,
+        "organisation": row.organisation,
+        "locale": row.locale or default_locale,
+        "status": "active",
+        "format": row.format or ("digest" if row.member else "full"),
+        "topics": row.topics,
+        "member": row.member,
+        "created_at": now,
+        "confirmed_at": now,
+        "confirm_nonce": new_nonce(),
+        "link_nonce": new_nonce(),
+    }

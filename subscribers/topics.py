@@ -1,0 +1,53 @@
+"""Topics, formats and languages as readers see them: configured keys with translated labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+# Labels and one-line descriptions of the known topics; a topic added only in the
+# configuration is shown by its key until it gets a label here.
+TOPIC_LABELS: dict[str, tuple[Any, Any]] = {
+    "policy": (_l("Policy"), _l("Laws, regulations and government programmes for the industry.")),
+    "companies": (_l("Companies"), _l("News, results and strategy of the industry's companies.")),
+    "data": (_l("Data"), _l("Market figures, production statistics and trade data.")),
+}
+FORMAT_LABELS: dict[str, tuple[Any, Any]] = {
+    "full": (_l("Full issue"), _l("Every article of your topics, in full.")),
+    "digest": (_l("Digest"), _l("Headlines and summaries, with links to read more.")),
+}
+LANGUAGE_LABELS = {"zh": "中文", "en": "English"}
+STATUS_LABELS: dict[str, Any] = {
+    "pending": _l("waiting for confirmation"),
+    "active": _l("active"),
+    "unsubscribed": _l("unsubscribed"),
+    "bounced": _l("bounced"),
+    "complained": _l("complained"),
+}
+
+
+def topic_keys() -> list[str]:
+    """The topics readers can choose, from the configuration."""
+    return [str(key) for key in current_app.config["TOPICS"]]
+
+
+def topic_label(key: str) -> Any:
+    return TOPIC_LABELS.get(key, (key, ""))[0]
+
+
+def topic_choices() -> list[tuple[str, Any]]:
+    return [(key, topic_label(key)) for key in topic_keys()]
+
+
+def topic_hint(key: str) -> Any:
+    return TOPIC_LABELS.get(key, (key, ""))[1]
+
+
+def topic_hints() -> dict[str, Any]:
+    return {key: topic_hint(key) for key in topic_keys()}
+
+
+def format_hints() -> dict[str, Any]:
+    return {key: hint for key, (_label, hint) in FORMAT_LABELS.items()}

@@ -1,0 +1,261 @@
+"""The public pages: subscribe, confirm, preferences, email-me-my-link, unsubscribe.
+
+Thin adapters: each view checks its form or link, calls subscribers.service (or queues a task
+that does), commits, and answers with a page. Every change goes through a POST.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import Flask
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from core import db
+from core.security import csrf
+from core.security import limiter
+from subscribers import links
+from subscribers import service
+from subscribers import tasks
+from subscribers import topics
+from subscribers.forms import FORM_VERSION
+from subscribers.forms import ButtonForm
+from subscribers.forms import LinkForm
+from subscribers.forms import PreferencesForm
+from subscribers.forms import SubscribeForm
+from subscribers.links import LinkError
+from subscribers.models import Subscriber
+
+bp = Blueprint("subscribers", __name__)
+Page = str | Response | tuple[str, int]
+
+
+def init_app(app: Flask) -> None:
+    """Register the public and editor pages, and the editor's navigation entry."""
+    from subscribers import admin
+
+    app.register_blueprint(bp)
+    app.register_blueprint(admin.bp)
+    editor_nav: list[tuple[str, Any, str]] = app.jinja_env.globals["editor_nav"]  # type: ignore[assignment]
+    editor_nav.append(("subscribers_admin.index", _l("Subscribers"), "admin"))
+
+
+# --- rate limits -------------------------------------------------------------------------
+
+
+def _ip_limit() -> str:
+    return str(current_app.config["SUBSCRIBE_RATE_LIMIT"])
+
+
+def _address_limit() -> str:
+    return str(current_app.config["SUBSCRIBE_ADDRESS_RATE_LIMIT"])
+
+
+def _address_key() -> str:
+    """Count requests per address however it is spelt (case, spaces, Unicode domain)."""
+    raw = request.form.get("email", "")
+    try:
+        return "address:" + service.email_hash(service.normalise(raw))
+    except service.AddressError:
+        return "address:" + raw.strip().lower()[:254]
+
+
+# Both limits are shared by /subscribe and /preferences/link: both send mail to an address.
+limit_by_ip = limiter.shared_limit(_ip_limit, scope="subscribe-ip", methods=["POST"])
+limit_by_address = limiter.shared_limit(
+    _address_limit, scope="subscribe-address", key_func=_address_key, methods=["POST"]
+)
+
+
+def _consent(source: str) -> service.Consent:
+    return service.Consent(
+        source=source,
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string[:300] or None,
+        form_version=FORM_VERSION,
+    )
+
+
+def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(f"web/subscribers/{template}", **context), status
+
+
+def _link_problem(error: LinkError) -> tuple[str, int]:
+    return _render(
+        "link_problem.html", 400 if error.reason == "invalid" else 410, reason=error.reason
+    )
+
+
+def _blocked() -> tuple[str, int]:
+    return _render("blocked.html", 409)
+
+
+# --- subscribe ---------------------------------------------------------------------------
+
+
+@bp.route("/subscribe", methods=["GET", "POST"])
+@limit_by_ip
+@limit_by_address
+def subscribe() -> Page:
+    form = SubscribeForm(language=str(get_locale()), topics=topics.topic_keys())
+    if not form.validate_on_submit():
+        return _render("subscribe.html", form=form, topics=topics)
+    # A bot filled the hidden field: it gets the same page and nothing happens.
+    if not form.website.data:
+        choices = form.choices(organisation=form.organisation.data or None)
+        tasks.enqueue_signup(form.email.normalised, choices, _consent("web"))
+    return _render("check_inbox.html", kind="subscribe")
+
+
+@bp.route("/preferences/link", methods=["GET", "POST"])
+@limit_by_ip
+@limit_by_address
+def email_link() -> Page:
+    form = LinkForm()
+    if not form.validate_on_submit():
+        return _render("email_link.html", form=form)
+    if not form.website.data:
+        tasks.send_link.delay(form.email.normalised)
+    return _render("check_inbox.html", kind="link")
+
+
+# --- confirm -----------------------------------------------------------------------------
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str) -> Page:
+    """GET shows a button (mail scanners follow links); the POST of that button confirms."""
+    try:
+        subscriber = links.resolve(db.session(), "confirm", token)
+    except LinkError as error:
+        return _link_problem(error)
+    form = ButtonForm()
+    if not form.validate_on_submit():
+        return _render("confirm.html", form=form)
+    try:
+        with db.transaction() as db_session:
+            service.confirm(db_session, subscriber, _consent("email-link"))
+    except service.Blocked:
+        return _blocked()
+    flash(_("Thank you: your subscription is confirmed. You can change your choices here."), "info")
+    return redirect(url_for(".preferences", token=links.preferences_token(subscriber)))
+
+
+# --- preferences -------------------------------------------------------------------------
+
+
+def _preferences_data(subscriber: Subscriber) -> dict[str, Any]:
+    return {
+        "name": subscriber.name or "",
+        "topics": list(subscriber.topics),
+        "format": subscriber.format,
+        "language": subscriber.locale,
+    }
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+def preferences(token: str) -> Page:
+    try:
+        subscriber = links.resolve(db.session(), "preferences", token)
+    except LinkError as error:
+        return _link_problem(error)
+    form = PreferencesForm(data=_preferences_data(subscriber))
+    if form.validate_on_submit():
+        with db.transaction() as db_session:
+            changes = service.update_preferences(
+                db_session, subscriber, form.choices(), _consent("email-link")
+            )
+        for message in describe_changes(changes):
+            flash(message, "change")
+        if not changes:
+            flash(_("Nothing has changed."), "info")
+        return redirect(url_for(".preferences", token=token))
+    return _render(
+        "preferences.html",
+        form=form,
+        subscriber=subscriber,
+        topics=topics,
+        unsubscribe_token=links.unsubscribe_token(subscriber),
+        button=ButtonForm(),
+    )
+
+
+def describe_changes(changes: dict[str, Any]) -> list[str]:
+    """One sentence per changed field, in the reader's language."""
+
+    def topic_list(keys: list[str]) -> str:
+        return "、".join(str(topics.topic_label(key)) for key in keys) or _("none")
+
+    shown = {
+        "topics": (_("Topics"), topic_list),
+        "format": (_("Format"), lambda key: str(topics.FORMAT_LABELS[key][0])),
+        "locale": (_("Language"), lambda key: topics.LANGUAGE_LABELS[key]),
+        "name": (_("Name"), lambda value: value or _("(none)")),
+    }
+    messages = []
+    for field, (label, show) in shown.items():
+        if field in changes:
+            old, new = changes[field]
+            messages.append(
+                _("%(field)s: %(old)s → %(new)s", field=label, old=show(old), new=show(new))
+            )
+    return messages
+
+
+# --- unsubscribe -------------------------------------------------------------------------
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_page(token: str) -> Page:
+    """One button, or, once left, an offer to come back. A GET never changes anything."""
+    try:
+        subscriber = links.resolve(db.session(), "unsubscribe", token)
+    except LinkError as error:
+        return _link_problem(error)
+    template = "left.html" if subscriber.status != "active" else "unsubscribe.html"
+    blocked = service.is_blocked(db.session(), subscriber)
+    return _render(template, form=ButtonForm(), token=token, blocked=blocked)
+
+
+@bp.post("/unsubscribe/<token>")
+@csrf.exempt
+def unsubscribe_action(token: str) -> Page:
+    """The page's button (CSRF-checked) and the RFC 8058 one-click POST (the token is the proof)."""
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    if not one_click:
+        csrf.protect()
+    try:
+        subscriber = links.resolve(db.session(), "unsubscribe", token)
+    except LinkError as error:
+        return _link_problem(error)
+    with db.transaction() as db_session:
+        service.unsubscribe(db_session, subscriber, _consent("one-click" if one_click else "web"))
+    if one_click:
+        return _render("left.html", form=ButtonForm(), token=token, blocked=False)
+    return redirect(url_for(".unsubscribe_page", token=token))
+
+
+@bp.post("/resubscribe/<token>")
+def resubscribe(token: str) -> Page:
+    """Come back from the page shown after leaving (the unsubscribe link proves the address)."""
+    try:
+        subscriber = links.resolve(db.session(), "unsubscribe", token)
+    except LinkError as error:
+        return _link_problem(error)
+    try:
+        with db.transaction() as db_session:
+            service.resubscribe(db_session, subscriber, _consent("web"))
+    except service.Blocked:
+        return _blocked()
+    flash(_("Welcome back: you are subscribed again."), "info")
+    return redirect(url_for(".preferences", token=links.preferences_token(subscriber)))
