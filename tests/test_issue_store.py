@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -46,6 +47,11 @@ def counts(db: Session) -> tuple[int, int, int]:
     return tuple(  # type: ignore[return-value]
         db.scalar(select(func.count()).select_from(model)) for model in (Issue, Section, Article)
     )
+
+
+def unwritable_blocks() -> Any:
+    """A body the JSON column cannot serialise: a stand-in for any failure at the database."""
+    return [{"type": "paragraph", "text": object()}]
 
 
 def store(db: Session, parsed: ParsedIssue) -> issues.StoreResult:
@@ -127,12 +133,11 @@ def test_an_issue_past_draft_is_never_replaced(
 def test_a_failure_midway_leaves_nothing(app: Flask, db: Session, seed_bytes: bytes) -> None:
     """When the last article cannot be written, the issue and its other rows are not kept.
 
-    An unserialisable block stands in for any failure at the database; SQLite reports it
-    through SQLAlchemy, psycopg raises the TypeError itself.
+    SQLite reports the unserialisable body through SQLAlchemy; psycopg raises TypeError itself.
     """
     parsed = parse(app, seed_bytes)
     last = parsed.sections[-1].articles[-1]
-    last.blocks = [{"type": "paragraph", "text": object()}]  # type: ignore[typeddict-item]
+    last.blocks = unwritable_blocks()
     with (
         app.app_context(),
         pytest.raises((StatementError, TypeError)),
@@ -148,7 +153,7 @@ def test_a_failed_replacement_keeps_the_old_draft(
     """A replacement that fails halfway leaves the previous draft exactly as it was."""
     store(db, parse(app, seed_bytes))
     broken = parse(app, revised(seed_bytes))
-    broken.sections[-1].articles[-1].blocks = [{"type": "paragraph", "text": object()}]  # type: ignore[typeddict-item]
+    broken.sections[-1].articles[-1].blocks = unwritable_blocks()
     with (
         app.app_context(),
         pytest.raises((StatementError, TypeError)),
