@@ -215,6 +215,27 @@ def test_invalid_changes_are_refused_and_nothing_is_saved(
     assert fresh is not None and (fresh.topics, fresh.title, fresh.summary) == before
 
 
+def test_a_sent_issue_can_be_corrected_but_not_retagged(
+    editor: FlaskClient, db: Session, stored: Issue
+) -> None:
+    """A sent issue's page offers no topic boxes; a title correction is still saved."""
+    stored.status = "sent"
+    db.commit()
+    page = editor.get(f"/editor/issues/{stored.id}").get_data(as_text=True)
+    assert 'name="topics"' not in page and "主题不能再修改" in page
+    article = stored.sections[2].articles[0]
+    token = csrf_token(editor, f"/editor/issues/{stored.id}")
+    response = editor.post(
+        f"/editor/issues/{stored.id}/articles/{article.id}",
+        data={"csrf_token": token, "title": "存档更正", "summary": article.summary},
+    )
+    assert response.status_code == 302
+    fresh = db.get(Article, article.id, populate_existing=True)
+    assert fresh is not None and (fresh.title, fresh.topics) == ("存档更正", article.topics)
+    forced = edit(editor, stored, article, topics=["policy"], title="存档更正")
+    assert forced.status_code == 400 and "主题不能再修改" in forced.get_data(as_text=True)
+
+
 def test_a_change_without_csrf_token_is_refused(
     editor: FlaskClient, db: Session, stored: Issue
 ) -> None:
