@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 
+from core import i18n
 from core.config import LOCALES
 
 FORMATS = ("full", "digest")
@@ -210,7 +211,7 @@ def sample_recipient(config: Mapping[str, Any], locale: str) -> Recipient:
     Its links carry no valid token, so following one shows the "link not valid" page.
     """
     base = str(config["BASE_URL"]).rstrip("/")
-    name = "示例读者" if locale == "zh" else "Sample Reader"
+    name = i18n.translations(locale).gettext("Sample Reader")
     return Recipient(
         SAMPLE_EMAIL,
         name,
