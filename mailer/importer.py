@@ -1,0 +1,359 @@
+"""Importing an issue: file bytes in, a structured issue in memory out.
+
+This is the pure first step of the send pipeline; storing, the CLI and the editor page
+build on it. The entry point is :func:`parse_issue`::
+
+    parsed = parse_issue(path.read_bytes(), filename=path.name)
+    for section in parsed.sections:
+        for article in section.articles:
+            print(section.name, article.title, article.topics, article.summary)
+
+Two formats are read (see ``docs/import-format.md``): the magazine's own plain-text
+export, and a Markdown format with YAML front matter. The encoding (UTF-8 with or without
+BOM, UTF-16 with BOM, GB18030/GBK) and line ends are detected. A file that is not an issue
+raises :class:`NotAnIssue`, whose message is one plain sentence for the editor; a file that
+is only partly readable (truncated, say) parses, with ``warnings`` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import types
+import unicodedata
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import Literal
+
+from mailer.blocks import Block
+from mailer.blocks import block_counts
+from mailer.blocks import plain_text
+from mailer.importer_markdown import looks_like_markdown
+from mailer.importer_markdown import split_markdown
+from mailer.importer_text import CJK
+from mailer.importer_text import Draft
+from mailer.importer_text import NotAnIssue
+from mailer.importer_text import split_text
+
+__all__ = [
+    "DEFAULT_SECTION_TOPICS",
+    "DEFAULT_TOPICS",
+    "SUMMARY_LIMIT",
+    "NotAnIssue",
+    "ParsedArticle",
+    "ParsedIssue",
+    "ParsedSection",
+    "decode",
+    "parse_issue",
+    "summarise",
+    "to_json",
+]
+
+# The topics readers choose from: policy (政策), companies (企业), data (数据).
+DEFAULT_TOPICS = ("policy", "companies", "data")
+
+# Each section's default topics; an empty list means the section goes to every reader.
+# Sections missing from the mapping go to every reader too.
+DEFAULT_SECTION_TOPICS: Mapping[str, Sequence[str]] = types.MappingProxyType(
+    {
+        "芯政策": ["policy"],
+        "芯企业": ["companies"],
+        "芯资讯": ["data"],
+        "芯动态": [],
+        "芯观点": [],
+        "芯伙伴": [],
+    }
+)
+
+# The topic an article with a data table also gets, when the topic set has it.
+TABLE_TOPIC = "data"
+
+# Summaries stop at a sentence end, at most this many characters (Chinese characters).
+SUMMARY_LIMIT = 120
+
+# Topic words that mean "every reader" in a Markdown ``topics:`` line.
+_EVERYONE = frozenset({"all", "everyone", "全部", "所有"})
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_BINARY_KINDS = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a Word, Excel or ZIP file"),
+    (b"\xd0\xcf\x11\xe0", "an old Word or Excel file"),
+    (b"{\\rtf", "an RTF document"),
+    (b"\x89PNG", "an image"),
+    (b"\xff\xd8\xff", "an image"),
+    (b"GIF8", "an image"),
+)
+_OTHER_SCRIPTS = re.compile(r"[\u0100-\u02ff\u0370-\u07ff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_SENTENCE_END = re.compile(r"[。！？!?]+[”’」』\"')）]*|\.(?=\s|$)[”’\"')]*")
+_CLAUSE_END = re.compile(r"[，；、,;：:]")
+
+
+@dataclass
+class ParsedArticle:
+    """One article: its text as blocks, and what a digest needs to present it."""
+
+    title: str
+    byline: str | None
+    source: str | None  # where the article comes from, brackets and label removed
+    blocks: list[Block]
+    topics: list[str]  # empty: the article goes to every reader
+    summary: str
+    span: tuple[int, int] | None = None  # 1-based first and last line in the decoded text
+
+    @property
+    def chars(self) -> int:
+        """Characters of plain text, spaces and line ends not counted."""
+        return sum(not char.isspace() for char in plain_text(self.blocks))
+
+
+@dataclass
+class ParsedSection:
+    """A section in table-of-contents order; ``topics`` empty means every reader."""
+
+    name: str
+    topics: list[str]
+    articles: list[ParsedArticle]
+
+
+@dataclass
+class ParsedIssue:
+    """An issue read from a file, ready to be stored."""
+
+    number: int | None  # 总第361期 → 361
+    title: str  # the magazine's name, 天堂之芯
+    period: str | None  # "2023-02"
+    sections: list[ParsedSection]
+    warnings: list[str]  # plain sentences for the editor
+    content_hash: str  # sha256 of the decoded, normalised text: the same issue twice matches
+    format: Literal["text", "markdown"]
+
+    @property
+    def articles(self) -> list[ParsedArticle]:
+        """Every article, in issue order."""
+        return [article for section in self.sections for article in section.articles]
+
+
+def parse_issue(
+    data: bytes,
+    *,
+    filename: str | None = None,
+    section_topics: Mapping[str, Sequence[str]] = DEFAULT_SECTION_TOPICS,
+    topics: Sequence[str] = DEFAULT_TOPICS,
+) -> ParsedIssue:
+    """Read an issue file in either format; raise :class:`NotAnIssue` when it is none.
+
+    ``filename`` only helps tell Markdown from text when there is no front matter.
+    ``section_topics`` gives each section's default topics (empty: every reader);
+    a ``ValueError`` says when it names a topic outside ``topics``.
+    """
+    _check_topics(section_topics, topics)
+    text = decode(data)
+    markdown = looks_like_markdown(text, filename)
+    draft = split_markdown(text) if markdown else split_text(text)
+    warnings = list(draft.warnings)
+    sections = []
+    for name in draft.sections:
+        defaults = list(section_topics.get(name, ()))
+        articles = [
+            _article(found, defaults, topics, warnings)
+            for found in draft.articles
+            if found.section == name
+        ]
+        sections.append(ParsedSection(name, defaults, articles))
+    return ParsedIssue(
+        number=draft.number,
+        title=draft.title,
+        period=draft.period,
+        sections=[section for section in sections if section.articles],
+        warnings=warnings,
+        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        format="markdown" if markdown else "text",
+    )
+
+
+def _check_topics(section_topics: Mapping[str, Sequence[str]], topics: Sequence[str]) -> None:
+    """Refuse a section mapping that names topics readers cannot choose."""
+    for name, chosen in section_topics.items():
+        unknown = [topic for topic in chosen if topic not in topics]
+        if unknown:
+            raise ValueError(f"Section {name} maps to unknown topics {unknown}; known: {topics}.")
+
+
+def _article(
+    draft: Draft, defaults: list[str], topics: Sequence[str], warnings: list[str]
+) -> ParsedArticle:
+    """A parsed article, with its topics decided and its summary written."""
+    body = draft.body
+    return ParsedArticle(
+        title=draft.title,
+        byline=body.byline,
+        source=body.source,
+        blocks=body.blocks,
+        topics=_article_topics(draft, defaults, topics, warnings),
+        summary=summarise(body.blocks),
+        span=draft.span,
+    )
+
+
+def _article_topics(
+    draft: Draft, defaults: list[str], topics: Sequence[str], warnings: list[str]
+) -> list[str]:
+    """The article's topics: the editor's choice, else its section's, plus data for tables.
+
+    An article in a section that goes to everyone keeps going to everyone even when it
+    has a table: tagging it ``data`` would narrow it to data readers, and hide it from
+    everyone else who used to get the whole section.
+    """
+    if draft.topics is not None:
+        return _chosen_topics(draft, topics, warnings)
+    chosen = list(defaults)
+    has_table = any(block["type"] == "table" for block in draft.body.blocks)
+    if chosen and has_table and TABLE_TOPIC in topics and TABLE_TOPIC not in chosen:
+        chosen.append(TABLE_TOPIC)
+    return chosen
+
+
+def _chosen_topics(draft: Draft, topics: Sequence[str], warnings: list[str]) -> list[str]:
+    """An editor's ``topics:`` line, unknown names dropped with a warning."""
+    names = draft.topics or []
+    if any(name.lower() in _EVERYONE for name in names):
+        return []
+    for name in names:
+        if name not in topics:
+            warnings.append(
+                f"“{draft.title}” names the topic “{name}”, which is not one of "
+                f"{', '.join(topics)}; it was left out."
+            )
+    return list(dict.fromkeys(name for name in names if name in topics))
+
+
+def decode(data: bytes) -> str:
+    """The file's text: encoding detected, line ends made ``\\n``, Unicode in NFC form.
+
+    UTF-8 (with or without BOM), UTF-16/32 with BOM and GB18030 (a superset of GBK and
+    GB2312) are read; anything else, and binary files, raise :class:`NotAnIssue`.
+    """
+    if not data.strip():
+        raise NotAnIssue("The file is empty.")
+    text = _decoded(data)
+    if len(_CONTROL.findall(text)) > len(text) // 100:
+        raise NotAnIssue(
+            "The file is not text (it holds binary data); save the issue as plain text "
+            "or Markdown and import that."
+        )
+    # Form feeds are page breaks; other stray control characters are noise.
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n"))
+    text = unicodedata.normalize("NFC", text)
+    if not text.strip():
+        raise NotAnIssue("The file is empty.")
+    return text
+
+
+def _decoded(data: bytes) -> str:
+    """Bytes to text by BOM, else as UTF-8, else as GB18030; binary files are refused."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError as error:
+                raise NotAnIssue(_undecodable(encoding)) from error
+    for magic, kind in _BINARY_KINDS:
+        if data.startswith(magic):
+            raise NotAnIssue(
+                f"The file is {kind}, not text; save the issue as plain text or Markdown "
+                "and import that."
+            )
+    if b"\x00" in data:
+        raise NotAnIssue(
+            "The file is not text (it holds binary data); save the issue as plain text "
+            "or Markdown and import that."
+        )
+    utf8, gb = _attempt(data, "utf-8"), None
+    if utf8 is None or _misread_gbk(utf8):
+        gb = _attempt(data, "gb18030")
+    if gb is not None and (utf8 is None or CJK.search(gb)):
+        return gb
+    if utf8 is not None:
+        return utf8
+    raise NotAnIssue(_undecodable("UTF-8 or GB18030 (GBK)"))
+
+
+def _attempt(data: bytes, encoding: str) -> str | None:
+    """The bytes decoded, or None when they are not in this encoding."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _misread_gbk(text: str) -> bool:
+    """Whether valid UTF-8 looks like GBK read wrongly: no Chinese, but letters of other
+    scripts (``芯片`` in GBK is the UTF-8 for ``оƬ``), as happens with short texts."""
+    return not CJK.search(text) and bool(_OTHER_SCRIPTS.search(text))
+
+
+def _undecodable(encoding: str) -> str:
+    return (
+        f"The file's characters cannot be read as {encoding} text; save it again as "
+        "UTF-8 and import that."
+    )
+
+
+def summarise(blocks: Sequence[Block]) -> str:
+    """The first sentence(s) of the article, cut at a sentence end, at most 120 characters.
+
+    The first paragraph of some length is used (Chinese before English), and the summary
+    is the longest start of it that ends a sentence and fits. When even the first sentence
+    is too long, it is cut at the last clause mark that fits and ends in ``…``; a paragraph
+    without any sentence end counts as one sentence.
+    """
+    paragraphs = [b["text"] for b in blocks if b["type"] == "paragraph" and "lang" not in b]
+    paragraphs = paragraphs or [b["text"] for b in blocks if b["type"] == "paragraph"]
+    text = next((p for p in paragraphs if len(p) >= 20), paragraphs[0] if paragraphs else "")
+    text = text.strip()
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)] or [len(text)]
+    fitting = [end for end in ends if len(text[:end].rstrip()) <= SUMMARY_LIMIT]
+    return text[: fitting[-1]].rstrip() if fitting else _clipped(text[: ends[0]])
+
+
+def _clipped(sentence: str) -> str:
+    """A sentence too long for a summary, cut at a clause mark if one falls late enough."""
+    room = sentence[: SUMMARY_LIMIT - 1]
+    clauses = [match.start() for match in _CLAUSE_END.finditer(room)]
+    cut = clauses[-1] if clauses and clauses[-1] >= SUMMARY_LIMIT // 2 else len(room)
+    return room[:cut].rstrip() + "…"
+
+
+def to_json(parsed: ParsedIssue) -> dict[str, Any]:
+    """The issue as the ``issue import --json`` command prints it."""
+    return {
+        "number": parsed.number,
+        "title": parsed.title,
+        "period": parsed.period,
+        "sections": [
+            {"name": section.name, "articles": [_article_json(a) for a in section.articles]}
+            for section in parsed.sections
+        ],
+        "warnings": list(parsed.warnings),
+    }
+
+
+def _article_json(article: ParsedArticle) -> dict[str, Any]:
+    return {
+        "title": article.title,
+        "topics": list(article.topics),
+        "source": article.source,
+        "summary": article.summary,
+        "blocks": block_counts(article.blocks),
+        "chars": article.chars,
+    }
