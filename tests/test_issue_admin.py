@@ -112,6 +112,10 @@ def test_preview_says_a_draft_will_be_replaced(
     preview = editor.get("/editor/issues/import/preview").get_data(as_text=True)
     assert "第 361 期已作为草稿存在" in preview
     assert "导入这一期" in preview
+    token = csrf_token(editor, INDEX)
+    assert (
+        editor.post("/editor/issues/import/cancel", data={"csrf_token": token}).status_code == 302
+    )
 
 
 def test_a_file_that_is_not_an_issue_is_refused_on_the_page(
