@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms import PasswordField
+from wtforms import SelectChoice
 from wtforms import SelectField
 from wtforms.validators import DataRequired
 from wtforms.validators import Email
@@ -22,4 +23,8 @@ class TestSendForm(FlaskForm):
         _l("Send a test email to"),
         validators=[DataRequired(), Email(message=_l("Enter an email address.")), Length(max=254)],
     )
-    locale = SelectField(_l("Language"), choices=[("zh", "中文"), ("en", "English")], default="zh")
+    locale = SelectField(
+        _l("Language"),
+        choices=[SelectChoice("zh", "中文"), SelectChoice("en", "English")],
+        default="zh",
+    )

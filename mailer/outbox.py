@@ -129,18 +129,29 @@ def record(
 
 
 def stale(db_session: Session) -> list[int]:
-    """Rows to enqueue again: claims past their lease, and queued rows nobody picked up."""
+    """Rows to enqueue again: claims past their lease, and due rows that nobody picked up."""
     now = utcnow()
-    db_session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - CLAIM_LEASE)
-        .values(status="queued")
+    dead = list(
+        db_session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - CLAIM_LEASE
+            )
+        )
     )
+    if dead:
+        # The claim's outcome is unknown: the message is sent again, at most once more per lease.
+        db_session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(dead), OutboxMessage.status == "sending")
+            .values(status="queued")
+        )
     db_session.commit()
-    query = select(OutboxMessage.id).where(
-        OutboxMessage.status == "queued", OutboxMessage.next_attempt_at < now - QUEUED_GRACE
+    forgotten = db_session.scalars(
+        select(OutboxMessage.id).where(
+            OutboxMessage.status == "queued", OutboxMessage.next_attempt_at < now - QUEUED_GRACE
+        )
     )
-    return list(db_session.scalars(query))
+    return dead + [message_id for message_id in forgotten if message_id not in dead]
 
 
 def standard_headers(config: Mapping[str, Any], to_address: str, subject: str) -> dict[str, str]:
