@@ -194,7 +194,9 @@ def describe_changes(changes: dict[str, Any]) -> list[str]:
     """One sentence per changed field, in the reader's language."""
 
     def topic_list(keys: list[str]) -> str:
-        return "、".join(str(topics.topic_label(key)) for key in keys) or _("none")
+        order = topics.topic_keys()
+        ordered = sorted(keys, key=lambda key: order.index(key) if key in order else len(order))
+        return "、".join(str(topics.topic_label(key)) for key in ordered) or _("none")
 
     shown = {
         "topics": (_("Topics"), topic_list),
