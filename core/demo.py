@@ -259,7 +259,13 @@ def main_job(env: dict[str, str]) -> list[str]:
     captured = sorted(set((VAR / "mail").glob("*.eml")) - before)
     if not captured:
         raise DemoError("the relay accepted the test email but the capture server did not store it")
-    return [f"test email captured: {captured[-1]}"]
+    report = [f"test email captured: {captured[-1]}"]
+    sample = ROOT / "samples" / "sample-issue.md"
+    print(f"demo: importing the sample issue {sample.relative_to(ROOT)} …", flush=True)
+    flask(env, "issue", "import", str(sample))
+    listed = flask(env, "issue", "list").strip().splitlines()
+    report.append("issues in the database:\n    " + "\n    ".join(listed))
+    return report
 
 
 def run(once: bool, web_port: int) -> int:
