@@ -1,0 +1,89 @@
+"""Rendering cost: ``python bench/bench_render.py [runs]``.
+
+Prints, for the seed issue: segment renders per second (each segment rendered whole, as a
+campaign does once per segment), the cost of personalising one recipient's copy (slots
+filled into the finished render), of building that copy's whole MIME message, and the
+ratio of a full render to a personalisation, which says how much rendering once per
+segment instead of once per recipient saves. Timings are medians after a warm-up.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.config import DEFAULTS  # noqa: E402  (the path is set just above)
+from mailer.importer import parse_issue  # noqa: E402
+from mailer.message import issue_message  # noqa: E402
+from mailer.render import render_segment  # noqa: E402
+from mailer.segments import Recipient  # noqa: E402
+from mailer.segments import all_segments  # noqa: E402
+from mailer.segments import make_segment  # noqa: E402
+
+SEED = ROOT.parent / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
+
+
+def median_seconds(work: Callable[[], Any], runs: int) -> float:
+    """The median wall time of ``runs`` calls of ``work``, after one warm-up call."""
+    work()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def recipient(number: int) -> Recipient:
+    token = f"{number:08d}.Z3x9Qw.k2pVbYdE1fIu6mX8o0cQyT4nHrLsWaJgZvBe"
+    return Recipient(
+        f"reader{number}@example.com",
+        f"读者{number}",
+        "zh",
+        f"https://news.example.org/unsubscribe/{token}",
+        f"https://news.example.org/preferences/{token}",
+    )
+
+
+def main(argv: list[str]) -> int:
+    runs = int(argv[1]) if len(argv) > 1 else 20
+    if not SEED.is_file():
+        print(f"The seed issue is missing: {SEED}", file=sys.stderr)
+        return 1
+    config = {key: default for key, (default, _) in DEFAULTS.items()}
+    config["BASE_URL"] = "https://news.example.org"
+    issue = parse_issue(SEED.read_bytes(), filename=SEED.name)
+    segments = all_segments(config["TOPICS"])
+
+    every = median_seconds(lambda: [render_segment(issue, s, config) for s in segments], runs)
+    print(f"all {len(segments)} segments of the seed: {every * 1000:8.1f} ms")
+    print(f"segment renders per second (mixed):   {len(segments) / every:8.1f}")
+
+    heaviest = make_segment(config["TOPICS"], "full", "zh", config["TOPICS"])
+    render = median_seconds(lambda: render_segment(issue, heaviest, config), runs)
+    rendered = render_segment(issue, heaviest, config)
+    print(
+        f"heaviest segment {heaviest.key} ({rendered.html_bytes:,} B HTML, "
+        f"{len(rendered.shortened)} shortened): {render * 1000:8.2f} ms"
+    )
+    counter = iter(range(10**9))
+    personalise = median_seconds(lambda: rendered.personalise(recipient(next(counter))), runs * 50)
+    message = median_seconds(
+        lambda: issue_message(rendered, recipient(next(counter)), config), runs * 5
+    )
+    print(f"personalise one recipient (slots):    {personalise * 1e6:8.1f} µs")
+    print(f"build one recipient's MIME message:   {message * 1e6:8.1f} µs")
+    print(f"ratio full render / personalisation:  {render / personalise:8.1f}×")
+    print(f"ratio full render / whole message:    {render / message:8.1f}×")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
