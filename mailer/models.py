@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
+from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
@@ -34,7 +35,8 @@ class Issue(Base):
     status: Mapped[str] = mapped_column(String(10), default="draft")
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     source_format: Mapped[str] = mapped_column(String(10), default="text")
-    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Each warning as {"msgid", "params"} (translatable); plain strings in older issues.
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -105,3 +107,20 @@ class OutboxMessage(Base):
     # When a queued row is due: now for a new one, later after a temporary failure.
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PendingUpload(Base):
+    """An issue file an editor uploaded and is previewing, kept until confirmed or cancelled.
+
+    It waits in the database, not on one web server's disk, so that any web process can
+    serve the confirmation; the editor's session holds only the random token.
+    """
+
+    __tablename__ = "pending_upload"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editor.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
