@@ -1,19 +1,20 @@
 """Editor pages for issues: the list, import with a preview before anything is stored, and the
 issue page where editors re-tag articles and correct titles and summaries.
 
-Between preview and confirmation the uploaded file waits on the server, in the instance
-folder, under a random name that is remembered only in the editor's signed session and
-that carries the editor's id: the bytes never travel in a cookie, and one editor cannot
-confirm another's upload.
+Between preview and confirmation the uploaded file waits in the database (a
+``PendingUpload`` row, so any web process can serve the next step) under a random token
+that is remembered only in the editor's signed session, and with the editor's id: the
+bytes never travel in a cookie, and one editor cannot confirm another's upload.
+
+Refusals and import warnings carry a message id and values; pages translate them.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-import time
 from pathlib import Path
 from typing import Any
+from typing import NamedTuple
 
 from flask import Blueprint
 from flask import Flask
@@ -30,6 +31,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from flask_wtf.file import FileRequired
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from core import auth
@@ -38,6 +40,7 @@ from mailer import issues
 from mailer.blocks import block_counts
 from mailer.importer import NotAnIssue
 from mailer.importer import ParsedIssue
+from mailer.importer import ParseWarning
 
 bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
 
@@ -45,8 +48,6 @@ bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
 ISSUE_FILE_MAX = 5 * 1024 * 1024
 # Room for the multipart envelope and the other fields around an uploaded file.
 FORM_OVERHEAD = 64 * 1024
-# An upload not confirmed within this many seconds is forgotten.
-UPLOAD_MAX_AGE = 3600
 UPLOAD_KEY = "issue_upload"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
@@ -74,7 +75,12 @@ def init_app(app: Flask) -> None:
 
 @bp.context_processor
 def _labels() -> dict[str, Any]:
-    return {"topic_label": topic_label, "status_label": status_label, "counts": block_counts}
+    return {
+        "topic_label": topic_label,
+        "status_label": status_label,
+        "counts": block_counts,
+        "translated": translated,
+    }
 
 
 def topic_label(key: str) -> str:
@@ -86,9 +92,15 @@ def status_label(status: str) -> str:
     return str(STATUS_LABELS.get(status, status))
 
 
-def translated(error: issues.IssueError) -> str:
-    """The refusal in the page's language."""
-    return str(_(error.msgid, **error.params))
+def translated(message: issues.IssueError | NotAnIssue | ParseWarning | str) -> str:
+    """A refusal or warning in the page's language.
+
+    A plain string is a warning stored by an older import, before warnings kept their
+    message id: it is shown as it is.
+    """
+    if isinstance(message, str):
+        return message
+    return str(_(message.msgid, **message.params))
 
 
 # --- Pages --------------------------------------------------------------------------------
@@ -118,10 +130,12 @@ def upload() -> Any:
     try:
         issues.parse(data, filename, current_app.config)
     except NotAnIssue as error:
-        form.file.errors = [_("This file was not imported: %(reason)s", reason=str(error))]
+        form.file.errors = [_("This file was not imported: %(reason)s", reason=translated(error))]
         return _index_page(form, 400)
-    _discard_upload()
-    session[UPLOAD_KEY] = {"token": _save_upload(data), "filename": filename}
+    with db.transaction() as db_session:
+        _discard_upload(db_session)
+        token = issues.keep_upload(db_session, _editor_id(), filename, data)
+    session[UPLOAD_KEY] = token
     return redirect(url_for("issues.preview"))
 
 
@@ -132,16 +146,15 @@ def preview() -> Any:
     if pending is None:
         flash(_("The uploaded file has expired; choose it again."), "error")
         return redirect(url_for("issues.index"))
-    filename, parsed = pending
     refusal, action, existing = None, None, None
     try:
-        action, existing = issues.plan(db.session(), parsed)
+        action, existing = issues.plan(db.session(), pending.parsed)
     except issues.IssueError as error:
         refusal = translated(error)
     return render_template(
         "web/issues/preview.html",
-        filename=filename,
-        parsed=parsed,
+        filename=pending.filename,
+        parsed=pending.parsed,
         action=action,
         existing=existing,
         refusal=refusal,
@@ -157,11 +170,17 @@ def confirm() -> Response:
         return redirect(url_for("issues.index"))
     try:
         with db.transaction() as db_session:
-            result = issues.store_issue(db_session, pending[1])
+            # Taking the upload first makes a second confirm of it (a double click) find
+            # nothing: on PostgreSQL it waits for this transaction, then deletes no row.
+            claimed = issues.drop_upload(db_session, pending.token, _editor_id())
+            result = issues.store_issue(db_session, pending.parsed) if claimed else None
     except issues.IssueError as error:
         flash(translated(error), "error")
         return redirect(url_for("issues.preview"))
-    _discard_upload()
+    session.pop(UPLOAD_KEY, None)
+    if result is None:
+        flash(_("The uploaded file has expired; choose it again."), "error")
+        return redirect(url_for("issues.index"))
     flash(_outcome(result), "info")
     return redirect(url_for("issues.show", issue_id=result.issue.id))
 
@@ -182,7 +201,8 @@ def _outcome(result: issues.StoreResult) -> str:
 @bp.post("/import/cancel")
 @auth.login_required()
 def cancel() -> Response:
-    _discard_upload()
+    with db.transaction() as db_session:
+        _discard_upload(db_session)
     flash(_("The import was cancelled; nothing was stored."), "info")
     return redirect(url_for("issues.index"))
 
@@ -205,6 +225,7 @@ def _issue_page(
     page = render_template(
         "web/issues/show.html",
         issue=issue,
+        warnings=issues.stored_warnings(issue),
         topics=current_app.config["TOPICS"],
         error=error,
         submitted=submitted or {},
@@ -238,49 +259,41 @@ def edit_article(issue_id: int, article_id: int) -> Any:
 # --- Uploads waiting for confirmation -----------------------------------------------------
 
 
-def _upload_folder() -> Path:
-    folder = Path(current_app.instance_path) / "import-uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _upload_path(token: str) -> Path:
+def _editor_id() -> int:
     editor = auth.current_editor()
-    assert editor is not None
-    return _upload_folder() / f"{editor.id}-{token}.upload"
+    assert editor is not None, "only views behind login_required keep uploads"
+    return editor.id
 
 
-def _save_upload(data: bytes) -> str:
-    """Keep ``data`` under a fresh random name, and forget uploads nobody confirmed."""
-    cutoff = time.time() - UPLOAD_MAX_AGE
-    for old in _upload_folder().glob("*.upload"):
-        if old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
-    token = secrets.token_urlsafe(24)
-    _upload_path(token).write_bytes(data)
-    return token
+def _session_token() -> str | None:
+    token = session.get(UPLOAD_KEY)
+    return token if isinstance(token, str) and _TOKEN.fullmatch(token) else None
 
 
-def _load_upload() -> tuple[str, ParsedIssue] | None:
-    """The editor's pending upload, parsed again; None when there is none or it expired."""
-    pending = session.get(UPLOAD_KEY)
-    if not isinstance(pending, dict) or not _TOKEN.fullmatch(str(pending.get("token"))):
+class Pending(NamedTuple):
+    """The editor's upload that waits for confirmation, parsed again."""
+
+    token: str
+    filename: str
+    parsed: ParsedIssue
+
+
+def _load_upload() -> Pending | None:
+    """The editor's pending upload; None when there is none, it expired, or the session's
+    token is another editor's."""
+    token = _session_token()
+    upload = issues.find_upload(db.session(), token, _editor_id()) if token else None
+    if token is None or upload is None:
         return None
-    path = _upload_path(pending["token"])
     try:
-        if path.stat().st_mtime < time.time() - UPLOAD_MAX_AGE:
-            return None
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    filename = str(pending.get("filename", "issue.txt"))
-    try:
-        return filename, issues.parse(data, filename, current_app.config)
+        parsed = issues.parse(upload.data, upload.filename, current_app.config)
     except NotAnIssue:
         return None
+    return Pending(token, upload.filename, parsed)
 
 
-def _discard_upload() -> None:
-    pending = session.pop(UPLOAD_KEY, None)
-    if isinstance(pending, dict) and _TOKEN.fullmatch(str(pending.get("token"))):
-        _upload_path(pending["token"]).unlink(missing_ok=True)
+def _discard_upload(db_session: Session) -> None:
+    """Forget the editor's pending upload, in the session and in the database."""
+    token = session.pop(UPLOAD_KEY, None)
+    if isinstance(token, str):
+        issues.drop_upload(db_session, token, _editor_id())

@@ -13,6 +13,9 @@ export, and a Markdown format with YAML front matter. The encoding (UTF-8 with o
 BOM, UTF-16 with BOM, GB18030/GBK) and line ends are detected. A file that is not an issue
 raises :class:`NotAnIssue`, whose message is one plain sentence for the editor; a file that
 is only partly readable (truncated, say) parses, with ``warnings`` naming what is missing.
+Both keep their message id and values apart (``msgid``, ``params``; every message id is
+marked with ``N_``), so that pages can show them in the editor's language while ``str()``
+gives the English sentence the command line prints.
 """
 
 from __future__ import annotations
@@ -33,15 +36,19 @@ from mailer.blocks import plain_text
 from mailer.importer_markdown import looks_like_markdown
 from mailer.importer_markdown import split_markdown
 from mailer.importer_text import CJK
+from mailer.importer_text import N_
 from mailer.importer_text import Draft
 from mailer.importer_text import NotAnIssue
+from mailer.importer_text import ParseWarning
 from mailer.importer_text import split_text
 
 __all__ = [
     "DEFAULT_SECTION_TOPICS",
     "DEFAULT_TOPICS",
+    "N_",
     "SUMMARY_LIMIT",
     "NotAnIssue",
+    "ParseWarning",
     "ParsedArticle",
     "ParsedIssue",
     "ParsedSection",
@@ -83,14 +90,37 @@ _BOMS = (
     (b"\xff\xfe", "utf-16-le"),
     (b"\xfe\xff", "utf-16-be"),
 )
+# Whole sentences per kind of file, so that each translates as one sentence.
+_SAVE_AS_TEXT = N_(
+    "The file is not text (it holds binary data); save the issue as plain text or Markdown "
+    "and import that."
+)
+_PDF = N_(
+    "The file is a PDF document, not text; save the issue as plain text or Markdown and import that."
+)
+_OFFICE = N_(
+    "The file is a Word, Excel or ZIP file, not text; save the issue as plain text or Markdown "
+    "and import that."
+)
+_OLD_OFFICE = N_(
+    "The file is an old Word or Excel file, not text; save the issue as plain text or Markdown "
+    "and import that."
+)
+_RTF = N_(
+    "The file is an RTF document, not text; save the issue as plain text or Markdown and "
+    "import that."
+)
+_IMAGE = N_(
+    "The file is an image, not text; save the issue as plain text or Markdown and import that."
+)
 _BINARY_KINDS = (
-    (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a Word, Excel or ZIP file"),
-    (b"\xd0\xcf\x11\xe0", "an old Word or Excel file"),
-    (b"{\\rtf", "an RTF document"),
-    (b"\x89PNG", "an image"),
-    (b"\xff\xd8\xff", "an image"),
-    (b"GIF8", "an image"),
+    (b"%PDF", _PDF),
+    (b"PK\x03\x04", _OFFICE),
+    (b"\xd0\xcf\x11\xe0", _OLD_OFFICE),
+    (b"{\\rtf", _RTF),
+    (b"\x89PNG", _IMAGE),
+    (b"\xff\xd8\xff", _IMAGE),
+    (b"GIF8", _IMAGE),
 )
 _OTHER_SCRIPTS = re.compile(r"[\u0100-\u02ff\u0370-\u07ff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -133,7 +163,7 @@ class ParsedIssue:
     title: str  # the magazine's name, 天堂之芯
     period: str | None  # "2023-02"
     sections: list[ParsedSection]
-    warnings: list[str]  # plain sentences for the editor
+    warnings: list[ParseWarning]  # for the editor; str() of each is an English sentence
     content_hash: str  # sha256 of the decoded, normalised text: the same issue twice matches
     format: Literal["text", "markdown"]
 
@@ -190,7 +220,7 @@ def _check_topics(section_topics: Mapping[str, Sequence[str]], topics: Sequence[
 
 
 def _article(
-    draft: Draft, defaults: list[str], topics: Sequence[str], warnings: list[str]
+    draft: Draft, defaults: list[str], topics: Sequence[str], warnings: list[ParseWarning]
 ) -> ParsedArticle:
     """A parsed article, with its topics decided and its summary written."""
     body = draft.body
@@ -206,7 +236,7 @@ def _article(
 
 
 def _article_topics(
-    draft: Draft, defaults: list[str], topics: Sequence[str], warnings: list[str]
+    draft: Draft, defaults: list[str], topics: Sequence[str], warnings: list[ParseWarning]
 ) -> list[str]:
     """The article's topics: the editor's choice, else its section's, plus data for tables.
 
@@ -223,7 +253,7 @@ def _article_topics(
     return chosen
 
 
-def _chosen_topics(draft: Draft, topics: Sequence[str], warnings: list[str]) -> list[str]:
+def _chosen_topics(draft: Draft, topics: Sequence[str], warnings: list[ParseWarning]) -> list[str]:
     """An editor's ``topics:`` line, unknown names dropped with a warning."""
     names = draft.topics or []
     if any(name.lower() in _EVERYONE for name in names):
@@ -231,8 +261,13 @@ def _chosen_topics(draft: Draft, topics: Sequence[str], warnings: list[str]) -> 
     for name in names:
         if name not in topics:
             warnings.append(
-                f"“{draft.title}” names the topic “{name}”, which is not one of "
-                f"{', '.join(topics)}; it was left out."
+                ParseWarning(
+                    N_(
+                        "“%(title)s” names the topic “%(topic)s”, which is not one of "
+                        "%(topics)s; it was left out."
+                    ),
+                    {"title": draft.title, "topic": name, "topics": ", ".join(topics)},
+                )
             )
     return list(dict.fromkeys(name for name in names if name in topics))
 
@@ -244,18 +279,15 @@ def decode(data: bytes) -> str:
     GB2312) are read; anything else, and binary files, raise :class:`NotAnIssue`.
     """
     if not data.strip():
-        raise NotAnIssue("The file is empty.")
+        raise NotAnIssue(N_("The file is empty."))
     text = _decoded(data)
     if len(_CONTROL.findall(text)) > len(text) // 100:
-        raise NotAnIssue(
-            "The file is not text (it holds binary data); save the issue as plain text "
-            "or Markdown and import that."
-        )
+        raise NotAnIssue(_SAVE_AS_TEXT)
     # Form feeds are page breaks; other stray control characters are noise.
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n"))
     text = unicodedata.normalize("NFC", text)
     if not text.strip():
-        raise NotAnIssue("The file is empty.")
+        raise NotAnIssue(N_("The file is empty."))
     return text
 
 
@@ -266,18 +298,18 @@ def _decoded(data: bytes) -> str:
             try:
                 return data[len(bom) :].decode(encoding)
             except UnicodeDecodeError as error:
-                raise NotAnIssue(_undecodable(encoding)) from error
-    for magic, kind in _BINARY_KINDS:
+                raise NotAnIssue(
+                    N_(
+                        "The file's characters cannot be read as %(encoding)s text; save it "
+                        "again as UTF-8 and import that."
+                    ),
+                    encoding=encoding,
+                ) from error
+    for magic, refusal in _BINARY_KINDS:
         if data.startswith(magic):
-            raise NotAnIssue(
-                f"The file is {kind}, not text; save the issue as plain text or Markdown "
-                "and import that."
-            )
+            raise NotAnIssue(refusal)
     if b"\x00" in data:
-        raise NotAnIssue(
-            "The file is not text (it holds binary data); save the issue as plain text "
-            "or Markdown and import that."
-        )
+        raise NotAnIssue(_SAVE_AS_TEXT)
     utf8, gb = _attempt(data, "utf-8"), None
     if utf8 is None or _misread_gbk(utf8):
         gb = _attempt(data, "gb18030")
@@ -285,7 +317,12 @@ def _decoded(data: bytes) -> str:
         return gb
     if utf8 is not None:
         return utf8
-    raise NotAnIssue(_undecodable("UTF-8 or GB18030 (GBK)"))
+    raise NotAnIssue(
+        N_(
+            "The file's characters cannot be read as UTF-8 or GB18030 (GBK) text; save it "
+            "again as UTF-8 and import that."
+        )
+    )
 
 
 def _attempt(data: bytes, encoding: str) -> str | None:
@@ -300,13 +337,6 @@ def _misread_gbk(text: str) -> bool:
     """Whether valid UTF-8 looks like GBK read wrongly: no Chinese, but letters of other
     scripts (``芯片`` in GBK is the UTF-8 for ``оƬ``), as happens with short texts."""
     return not CJK.search(text) and bool(_OTHER_SCRIPTS.search(text))
-
-
-def _undecodable(encoding: str) -> str:
-    return (
-        f"The file's characters cannot be read as {encoding} text; save it again as "
-        "UTF-8 and import that."
-    )
 
 
 def summarise(blocks: Sequence[Block]) -> str:
@@ -344,7 +374,7 @@ def to_json(parsed: ParsedIssue) -> dict[str, Any]:
             {"name": section.name, "articles": [_article_json(a) for a in section.articles]}
             for section in parsed.sections
         ],
-        "warnings": list(parsed.warnings),
+        "warnings": [str(warning) for warning in parsed.warnings],
     }
 
 

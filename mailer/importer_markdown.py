@@ -13,9 +13,11 @@ import re
 
 import yaml
 
+from mailer.importer_text import N_
 from mailer.importer_text import Draft
 from mailer.importer_text import DraftIssue
 from mailer.importer_text import NotAnIssue
+from mailer.importer_text import ParseWarning
 from mailer.importer_text import clean
 from mailer.importer_text import parse_period
 from mailer.importer_text import plain
@@ -53,21 +55,26 @@ def split_markdown(text: str) -> DraftIssue:
     lines = _COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text).split("\n")
     end = front_matter_end(lines)
     header = read_front_matter("\n".join(lines[1:end])) if end is not None else {}
-    warnings: list[str] = []
+    warnings: list[ParseWarning] = []
     number = _number(header.get("number"), warnings)
     period = _period(header.get("period"), warnings)
     title = plain(str(header.get("title") or ""))
     if not title:
-        warnings.append("The front matter gives no title (the magazine's name).")
+        warnings.append(ParseWarning(N_("The front matter gives no title (the magazine's name).")))
     warnings += [
-        f"The front matter key “{key}” is not used; the keys are number, title and period."
+        ParseWarning(
+            N_(
+                "The front matter key “%(key)s” is not used; the keys are number, title and period."
+            ),
+            {"key": key},
+        )
         for key in header
         if key not in _KNOWN_KEYS
     ]
     start = end + 1 if end is not None else 0
     sections, articles = _articles(lines, start, warnings)
     if not articles:
-        raise NotAnIssue("The Markdown file has no articles: each one starts with “## title”.")
+        raise NotAnIssue(N_("The Markdown file has no articles: each one starts with “## title”."))
     return DraftIssue(number, title, period, sections, articles, warnings)
 
 
@@ -77,18 +84,20 @@ def read_front_matter(source: str) -> dict[str, object]:
         loaded = yaml.safe_load(source)
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 2 if error.problem_mark else 1
-        raise NotAnIssue(f"The front matter is not valid YAML (near line {line}).") from error
+        raise NotAnIssue(
+            N_("The front matter is not valid YAML (near line %(line)s)."), line=line
+        ) from error
     except (yaml.YAMLError, ValueError, RecursionError) as error:
         # PyYAML raises ValueError for impossible dates such as 2023-13-01.
-        raise NotAnIssue("The front matter is not valid YAML.") from error
+        raise NotAnIssue(N_("The front matter is not valid YAML.")) from error
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise NotAnIssue("The front matter must be “key: value” lines (number, title, period).")
+        raise NotAnIssue(N_("The front matter must be “key: value” lines (number, title, period)."))
     return {str(key): value for key, value in loaded.items()}
 
 
-def _number(value: object, warnings: list[str]) -> int | None:
+def _number(value: object, warnings: list[ParseWarning]) -> int | None:
     """The issue number from an integer or a string holding one (``361``, ``总第361期``)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
@@ -96,28 +105,36 @@ def _number(value: object, warnings: list[str]) -> int | None:
     if digits:
         return int(digits.group())
     warnings.append(
-        "The front matter gives no issue number."
+        ParseWarning(N_("The front matter gives no issue number."))
         if value is None
-        else f"The issue number “{value}” is not a whole number; it was left empty."
+        else ParseWarning(
+            N_("The issue number “%(value)s” is not a whole number; it was left empty."),
+            {"value": str(value)},
+        )
     )
     return None
 
 
-def _period(value: object, warnings: list[str]) -> str | None:
+def _period(value: object, warnings: list[ParseWarning]) -> str | None:
     """``"2023-02"`` from ``2023-02``, ``2023/02``, ``2023年2月`` or a YAML date."""
     if isinstance(value, datetime.date):
         return f"{value.year:04d}-{value.month:02d}"
     period = parse_period(f"{value}月") if isinstance(value, str) else None
     if period is None:
         warnings.append(
-            "The front matter gives no period (such as 2023-02)."
+            ParseWarning(N_("The front matter gives no period (such as 2023-02)."))
             if value is None
-            else f"The period “{value}” is not a year and month such as 2023-02."
+            else ParseWarning(
+                N_("The period “%(value)s” is not a year and month such as 2023-02."),
+                {"value": str(value)},
+            )
         )
     return period
 
 
-def _articles(lines: list[str], start: int, warnings: list[str]) -> tuple[list[str], list[Draft]]:
+def _articles(
+    lines: list[str], start: int, warnings: list[ParseWarning]
+) -> tuple[list[str], list[Draft]]:
     """Sections in order, and each ``##`` article with the lines up to the next heading."""
     sections: list[str] = []
     heads: list[tuple[int, str, str]] = []  # line, title, section
@@ -138,7 +155,11 @@ def _articles(lines: list[str], start: int, warnings: list[str]) -> tuple[list[s
         body_end = _section_line(lines, line + 1, end)
         drafts.append(_article(lines, line, body_end, title, section, warnings))
     used = {draft.section for draft in drafts}
-    warnings += [f"The section “{name}” has no articles." for name in sections if name not in used]
+    warnings += [
+        ParseWarning(N_("The section “%(name)s” has no articles."), {"name": name})
+        for name in sections
+        if name not in used
+    ]
     return [name for name in sections if name in used], drafts
 
 
@@ -148,7 +169,12 @@ def _section_line(lines: list[str], start: int, end: int) -> int:
 
 
 def _article(
-    lines: list[str], line: int, end: int, title: str, section: str, warnings: list[str]
+    lines: list[str],
+    line: int,
+    end: int,
+    title: str,
+    section: str,
+    warnings: list[ParseWarning],
 ) -> Draft:
     """One article: its ``topics:``/``source:``/``byline:`` lines, then its body."""
     keys: dict[str, str] = {}
@@ -163,7 +189,9 @@ def _article(
     last = index + body.last if body.last >= 0 else line
     topics = _topic_names(keys["topics"]) if "topics" in keys else None
     if not title:
-        warnings.append(f"The article on line {line + 1} has an empty title.")
+        warnings.append(
+            ParseWarning(N_("The article on line %(line)s has an empty title."), {"line": line + 1})
+        )
     return Draft(title, section, body, (line + 1, last + 1), topics)
 
 

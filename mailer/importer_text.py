@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 from typing import Literal
 
 from mailer.blocks import Block
@@ -24,8 +26,40 @@ from mailer.blocks import Paragraph
 from mailer.blocks import Table
 
 
+def N_(message: str) -> str:
+    """Mark a message for translation where it is defined; it is translated where it is shown."""
+    return message
+
+
 class NotAnIssue(ValueError):
-    """The file is refused; ``str(error)`` is one plain sentence saying why."""
+    """The file is refused; ``str(error)`` is one plain English sentence saying why.
+
+    ``msgid`` and ``params`` let a page show the same sentence in the editor's language.
+    """
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.msgid = msgid
+        self.params = params
+        super().__init__(msgid % params)
+
+
+@dataclass(frozen=True)
+class ParseWarning:
+    """Something an editor should check about a file that was read; ``str()`` is in English.
+
+    Kept as a message id and its values, so that pages can show it in the editor's language
+    and a stored issue keeps it translatable (see :meth:`to_dict`).
+    """
+
+    msgid: str
+    params: Mapping[str, str | int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.msgid % self.params
+
+    def to_dict(self) -> dict[str, Any]:
+        """The warning as JSON can hold it: ``{"msgid": ..., "params": {...}}``."""
+        return {"msgid": self.msgid, "params": dict(self.params)}
 
 
 # What a line of an article body can be once read.
@@ -162,7 +196,7 @@ class DraftIssue:
     period: str | None
     sections: list[str]
     articles: list[Draft]
-    warnings: list[str]
+    warnings: list[ParseWarning]
 
 
 # Lines: cleaning, keys, kinds.
@@ -590,16 +624,29 @@ def split_text(text: str) -> DraftIssue:
     warnings += [_not_found(entry) for entry in toc.entries if id(entry) not in located]
     if not found:
         raise NotAnIssue(
-            f"None of the {len(toc.entries)} articles listed in the table of contents "
-            "was found after it, so the file holds no article text."
+            N_(
+                "None of the %(count)s articles listed in the table of contents was found "
+                "after it, so the file holds no article text."
+            ),
+            count=len(toc.entries),
         )
     articles = _read_articles(lines, found, cover)
     return DraftIssue(number, title, period, toc.sections, articles, warnings)
 
 
-def _not_found(entry: Entry) -> str:
-    where = f" under {entry.section}" if entry.section else ""
-    return f"“{entry.title}”, listed in the table of contents{where}, was not found in the text."
+def _not_found(entry: Entry) -> ParseWarning:
+    if not entry.section:
+        return ParseWarning(
+            N_("“%(title)s”, listed in the table of contents, was not found in the text."),
+            {"title": entry.title},
+        )
+    return ParseWarning(
+        N_(
+            "“%(title)s”, listed in the table of contents under %(section)s, was not found "
+            "in the text."
+        ),
+        {"title": entry.title, "section": entry.section},
+    )
 
 
 def find_toc(lines: list[str]) -> Toc:
@@ -611,12 +658,16 @@ def find_toc(lines: list[str]) -> Toc:
             return toc
     if headings:
         raise NotAnIssue(
-            "The table of contents (目录) lists no articles; each entry should be a line "
-            "such as “- title - page”."
+            N_(
+                "The table of contents (目录) lists no articles; each entry should be a line "
+                "such as “- title - page”."
+            )
         )
     raise NotAnIssue(
-        "No table of contents (a line 目录 followed by “- title - page” lines) was found, "
-        "so this does not look like an issue of the magazine."
+        N_(
+            "No table of contents (a line 目录 followed by “- title - page” lines) was found, "
+            "so this does not look like an issue of the magazine."
+        )
     )
 
 
@@ -662,7 +713,7 @@ def _introduces_entries(lines: list[str], index: int, text: str) -> bool:
     return bool(following and _toc_entry(following))
 
 
-def read_cover(cover: list[str]) -> tuple[int | None, str | None, str, list[str]]:
+def read_cover(cover: list[str]) -> tuple[int | None, str | None, str, list[ParseWarning]]:
     """Issue number (``总第361期``), period (``2023/02月刊`` → ``2023-02``) and magazine name."""
     texts = [clean(line) for line in cover]
     line = next((i for i, text in enumerate(texts) if _ISSUE_NUMBER.search(text)), None)
@@ -674,11 +725,13 @@ def read_cover(cover: list[str]) -> tuple[int | None, str | None, str, list[str]
     title = _magazine_name(texts, line)
     warnings = []
     if number is None:
-        warnings.append("No issue number (such as 总第361期) was found on the cover.")
+        warnings.append(
+            ParseWarning(N_("No issue number (such as 总第361期) was found on the cover."))
+        )
     if period is None:
-        warnings.append("No period (such as 2023/02月刊) was found on the cover.")
+        warnings.append(ParseWarning(N_("No period (such as 2023/02月刊) was found on the cover.")))
     if not title:
-        warnings.append("No magazine name was found on the cover.")
+        warnings.append(ParseWarning(N_("No magazine name was found on the cover.")))
     return number, period, title, warnings
 
 

@@ -3,29 +3,42 @@
 Plain functions over a caller's session: none of them commits, so a view or a command wraps
 each call in one transaction and a failure anywhere leaves nothing half-written. Refusals are
 ``IssueError``s whose message is one plain English sentence; the message id and its values
-are kept apart so that the editor pages can show the same sentence translated.
+are kept apart so that the editor pages can show the same sentence translated. Import
+warnings are stored the same way, as message id and values.
+
+An uploaded file waits for the editor's confirmation in a ``PendingUpload`` row, found by
+the random token kept in the editor's session and by the editor's id.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import Literal
+from typing import cast
 
+from sqlalchemy import CursorResult
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import selectinload
 
+from core.db import utcnow
+from mailer.importer import N_
 from mailer.importer import ParsedIssue
 from mailer.importer import ParsedSection
+from mailer.importer import ParseWarning
 from mailer.importer import parse_issue
 from mailer.models import Article
 from mailer.models import Issue
+from mailer.models import PendingUpload
 from mailer.models import Section
 
 # Column widths of mailer.models; longer values are cut (with a warning) rather than refused.
@@ -33,13 +46,11 @@ TITLE_LIMIT = 300
 ISSUE_TITLE_LIMIT = 200
 SECTION_NAME_LIMIT = 100
 SUMMARY_LIMIT = 500
+FILENAME_LIMIT = 255
+# An upload not confirmed within this time is forgotten.
+UPLOAD_MAX_AGE = timedelta(hours=1)
 
 Action = Literal["created", "replaced", "unchanged"]
-
-
-def N_(message: str) -> str:
-    """Mark a message for translation where it is defined; it is translated where it is shown."""
-    return message
 
 
 class IssueError(ValueError):
@@ -169,10 +180,12 @@ def _fill_issue(issue: Issue, parsed: ParsedIssue) -> None:
         section = _section(parsed_section, position, number, warnings)
         number += len(section.articles)
         issue.sections.append(section)
-    issue.warnings = warnings
+    issue.warnings = [warning.to_dict() for warning in warnings]
 
 
-def _section(parsed: ParsedSection, position: int, before: int, warnings: list[str]) -> Section:
+def _section(
+    parsed: ParsedSection, position: int, before: int, warnings: list[ParseWarning]
+) -> Section:
     section = Section(
         name=_clip(parsed.name, SECTION_NAME_LIMIT, warnings),
         position=position,
@@ -194,16 +207,35 @@ def _section(parsed: ParsedSection, position: int, before: int, warnings: list[s
     return section
 
 
-def _clip(text: str, limit: int, warnings: list[str]) -> str:
+def _clip(text: str, limit: int, warnings: list[ParseWarning]) -> str:
     """``text`` cut to ``limit`` characters; a cut is reported, since it means a doubtful parse."""
     if len(text) <= limit:
         return text
-    warnings.append(f"Shortened to {limit} characters: {text[:40]}…")
+    warnings.append(
+        ParseWarning(
+            N_("Shortened to %(limit)s characters: %(start)s…"),
+            {"limit": limit, "start": text[:40]},
+        )
+    )
     return text[: limit - 1] + "…"
 
 
-def _clip_optional(text: str | None, warnings: list[str]) -> str | None:
+def _clip_optional(text: str | None, warnings: list[ParseWarning]) -> str | None:
     return None if text is None else _clip(text, TITLE_LIMIT, warnings)
+
+
+def stored_warnings(issue: Issue) -> list[ParseWarning | str]:
+    """An issue's import warnings: message id and values, or the plain sentences older
+    imports stored (shown as they are, since they cannot be translated)."""
+    return [_stored_warning(item) for item in issue.warnings or []]
+
+
+def _stored_warning(item: object) -> ParseWarning | str:
+    if isinstance(item, dict):
+        msgid, params = item.get("msgid"), item.get("params")
+        if isinstance(msgid, str) and isinstance(params, dict):
+            return ParseWarning(msgid, params)
+    return str(item)
 
 
 def load_issue(db_session: Session, issue_id: int) -> Issue:
@@ -303,3 +335,47 @@ def correct_article(
             )
         article.summary = summary
     return article
+
+
+# --- Uploads waiting for the editor's confirmation --------------------------------------------
+
+
+def keep_upload(db_session: Session, editor_id: int, filename: str, data: bytes) -> str:
+    """Keep an uploaded file for ``editor_id`` and return its new random token.
+
+    Uploads nobody confirmed within ``UPLOAD_MAX_AGE`` are deleted first, whoever made them,
+    so abandoned previews do not pile up.
+    """
+    db_session.execute(delete(PendingUpload).where(PendingUpload.created_at < _upload_cutoff()))
+    token = secrets.token_urlsafe(24)
+    # A long name keeps its end, where the extension tells Markdown from plain text.
+    db_session.add(
+        PendingUpload(
+            token=token, editor_id=editor_id, filename=filename[-FILENAME_LIMIT:], data=data
+        )
+    )
+    return token
+
+
+def find_upload(db_session: Session, token: str, editor_id: int) -> PendingUpload | None:
+    """The editor's upload with ``token``; None when it expired, is gone or is another's."""
+    return db_session.scalars(
+        select(PendingUpload).where(
+            PendingUpload.token == token,
+            PendingUpload.editor_id == editor_id,
+            PendingUpload.created_at >= _upload_cutoff(),
+        )
+    ).one_or_none()
+
+
+def drop_upload(db_session: Session, token: str, editor_id: int) -> bool:
+    """Forget the editor's upload with ``token``; False when there was none to forget."""
+    statement = delete(PendingUpload).where(
+        PendingUpload.token == token, PendingUpload.editor_id == editor_id
+    )
+    deleted = cast("CursorResult[Any]", db_session.execute(statement))
+    return deleted.rowcount > 0
+
+
+def _upload_cutoff() -> datetime:
+    return utcnow() - UPLOAD_MAX_AGE

@@ -13,7 +13,14 @@ from flask.testing import FlaskClient
 from core.i18n import CATALOGUES
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "N_": None,
+}
 
 
 def _method_map(config: str) -> list[tuple[str, str]]:

@@ -3,6 +3,10 @@ or refuses the file with NotAnIssue: never another exception."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+from babel.messages.pofile import read_po
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
@@ -13,6 +17,14 @@ from mailer.importer import NotAnIssue
 from mailer.importer import ParsedIssue
 from mailer.importer import parse_issue
 from mailer.importer import summarise
+
+# Message ids the editor pages can translate: every refusal and warning must be one of them.
+CATALOGUE = Path(__file__).resolve().parent.parent / "mailer" / "import_translations"
+TRANSLATED = {
+    message.id
+    for message in read_po(io.BytesIO((CATALOGUE / "zh/LC_MESSAGES/messages.po").read_bytes()))
+    if message.id and message.string
+}
 
 # Lines that steer the parser into each of its branches: cover, table of contents, titles
 # in their variants, sources, tables, headings, residue, Markdown structure and YAML.
@@ -103,13 +115,14 @@ KEY_LINES = ["topics: policy", "topics: all", "topics: sports, data", "topics:",
 
 
 def parse_or_refuse(data: bytes, filename: str | None = None) -> ParsedIssue | None:
-    """Parse; a refusal must carry a one-line message."""
+    """Parse; a refusal must carry a one-line message that pages can translate."""
     try:
         return parse_issue(data, filename=filename)
     except NotAnIssue as refused:
         message = str(refused)
         assert message
         assert "\n" not in message
+        assert refused.msgid in TRANSLATED
         return None
 
 
@@ -118,7 +131,7 @@ def check_contract(parsed: ParsedIssue) -> None:
     assert parsed.format in ("text", "markdown")
     assert len(parsed.content_hash) == 64
     assert parsed.period is None or len(parsed.period) == 7
-    assert all(isinstance(warning, str) and warning for warning in parsed.warnings)
+    assert all(str(warning) and warning.msgid in TRANSLATED for warning in parsed.warnings)
     assert parsed.articles
     assert len({id(article) for article in parsed.articles}) == len(parsed.articles)
     assert len({section.name for section in parsed.sections}) == len(parsed.sections)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.db import utcnow
 from mailer import issues
+from mailer.admin import UPLOAD_KEY
 from mailer.models import Article
 from mailer.models import Issue
+from mailer.models import PendingUpload
 from tests.conftest import LiveServer
 from tests.conftest import horizontal_overflow
 from tests.helpers import csrf_token
@@ -54,18 +58,24 @@ def article_count(db: Session) -> int:
     return db.scalar(select(func.count()).select_from(Article)) or 0
 
 
-def upload(client: FlaskClient, data: bytes, name: str = "issue.txt") -> Any:
+def upload(client: FlaskClient, data: bytes, name: str = "issue.txt", query: str = "") -> Any:
     token = csrf_token(client, INDEX)
     return client.post(
-        "/editor/issues/import",
+        "/editor/issues/import" + query,
         data={"csrf_token": token, "file": (io.BytesIO(data), name)},
         content_type="multipart/form-data",
     )
 
 
-def pending_uploads(app: Flask) -> set[Path]:
-    """Uploads waiting for confirmation (the folder is shared, so tests compare before/after)."""
-    return set((Path(app.instance_path) / "import-uploads").glob("*.upload"))
+def pending_uploads(db: Session) -> list[PendingUpload]:
+    """Uploads waiting for confirmation, oldest first."""
+    db.rollback()
+    return list(db.scalars(select(PendingUpload).order_by(PendingUpload.id)))
+
+
+def truncated_seed(seed_bytes: bytes) -> bytes:
+    """The seed cut inside its 25th article: the last ten articles are missing."""
+    return "\n".join(seed_bytes.decode().splitlines()[:800]).encode()
 
 
 @pytest.mark.parametrize("path", [INDEX, "/editor/issues/import/preview", "/editor/issues/1"])
@@ -80,11 +90,14 @@ def test_upload_preview_confirm(
     app: Flask, editor: FlaskClient, db: Session, seed_bytes: bytes
 ) -> None:
     """Uploading shows the structure and stores nothing; confirming stores the issue once."""
-    before = pending_uploads(app)
     response = upload(editor, seed_bytes, "seed.txt")
     assert response.status_code == 302
     assert response.headers["Location"] == "/editor/issues/import/preview"
     assert article_count(db) == 0
+    [waiting] = pending_uploads(db)
+    assert (waiting.filename, waiting.data) == ("seed.txt", seed_bytes)
+    with editor.session_transaction() as cookie:
+        assert cookie[UPLOAD_KEY] == waiting.token  # the token only: no bytes, no name
     preview = editor.get("/editor/issues/import/preview").get_data(as_text=True)
     assert "6 个栏目，34 篇文章" in preview
     assert "导入后将保存为一期新的草稿。" in preview
@@ -95,7 +108,7 @@ def test_upload_preview_confirm(
     issue = db.scalars(select(Issue)).one()
     assert confirmed.headers["Location"] == f"/editor/issues/{issue.id}"
     assert article_count(db) == 34
-    assert pending_uploads(app) <= before
+    assert pending_uploads(db) == []
     page = editor.get(confirmed.headers["Location"]).get_data(as_text=True)
     assert "第 361 期已保存为草稿。" in page
     assert "2023年杭州市重点项目公布" in page and "企业" in page and "爱集微" in page
@@ -118,53 +131,150 @@ def test_preview_says_a_draft_will_be_replaced(
     )
 
 
+@pytest.mark.parametrize(
+    ("lang", "reason", "foreign"),
+    [
+        ("zh", "此文件未导入：没有找到目录（一行“目录”", "No table of contents"),
+        ("en", "This file was not imported: No table of contents (a line 目录", "没有找到目录"),
+    ],
+)
 def test_a_file_that_is_not_an_issue_is_refused_on_the_page(
-    app: Flask, editor: FlaskClient, db: Session
+    editor: FlaskClient, db: Session, lang: str, reason: str, foreign: str
 ) -> None:
-    """A structureless file is refused with the reason on the page; nothing waits or is stored."""
-    before = pending_uploads(app)
-    response = upload(editor, "只是一段文字，没有目录。\n".encode() * 3)
+    """A structureless file is refused with the reason in the page's language; nothing waits."""
+    response = upload(editor, "只是一段文字，没有目录。\n".encode() * 3, query=f"?lang={lang}")
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    assert "此文件未导入" in page and "table of contents" in page
+    assert reason in page and foreign not in page
     assert "Traceback" not in page
-    assert pending_uploads(app) <= before
+    assert pending_uploads(db) == []
     preview = editor.get("/editor/issues/import/preview")
     assert preview.status_code == 302 and preview.headers["Location"] == INDEX
     assert article_count(db) == 0
 
 
+def test_warnings_of_a_truncated_file_are_shown_translated(
+    editor: FlaskClient, db: Session, seed_bytes: bytes
+) -> None:
+    """A cut-off file's preview and stored issue name each missing article in the page's language."""
+    missing = "目录中列在“芯资讯”栏目下的“2023未来数商大会在杭州开幕”在正文中未找到。"
+    assert upload(editor, truncated_seed(seed_bytes)).status_code == 302
+    preview = editor.get("/editor/issues/import/preview").get_data(as_text=True)
+    assert "警告 (10)" in preview and missing in preview
+    assert "目录中列在“芯伙伴”栏目下的“浙江省半导体行业协会”在正文中未找到。" in preview
+    assert "was not found" not in preview
+    token = csrf_token(editor, "/editor/issues/import/preview")
+    confirmed = editor.post("/editor/issues/import/confirm", data={"csrf_token": token})
+    assert confirmed.status_code == 302
+    issue = db.scalars(select(Issue)).one()
+    assert issue.warnings[0] == {
+        "msgid": "“%(title)s”, listed in the table of contents under %(section)s, was not found "
+        "in the text.",
+        "params": {"title": "2023未来数商大会在杭州开幕", "section": "芯资讯"},
+    }
+    page = editor.get(confirmed.headers["Location"]).get_data(as_text=True)
+    assert missing in page and "was not found" not in page
+    english = editor.get(f"/editor/issues/{issue.id}?lang=en").get_data(as_text=True)
+    assert (
+        "“2023未来数商大会在杭州开幕”, listed in the table of contents under 芯资讯, was not "
+        "found in the text." in english
+    )
+
+
+def test_plain_warnings_of_older_imports_are_still_shown(
+    editor: FlaskClient, db: Session, stored: Issue
+) -> None:
+    """Warnings stored as plain sentences (before message ids were kept) show as they were."""
+    stored.warnings = ["Shortened to 300 characters: 100% 国产…"]
+    db.commit()
+    page = editor.get(f"/editor/issues/{stored.id}").get_data(as_text=True)
+    assert "警告 (1)" in page and "Shortened to 300 characters: 100% 国产…" in page
+
+
 def test_another_editor_cannot_confirm_an_upload(
     app: Flask, editor: FlaskClient, db: Session, seed_bytes: bytes
 ) -> None:
-    """An upload belongs to the editor's session: a second editor's confirm stores nothing."""
+    """An upload belongs to its editor: another editor holding its token sees and stores nothing."""
     assert upload(editor, seed_bytes).status_code == 302
+    [waiting] = pending_uploads(db)
     other = app.test_client()
     make_editor(db, email="other@newsletter.test")
     log_in(other, email="other@newsletter.test")
+    with other.session_transaction() as cookie:
+        cookie[UPLOAD_KEY] = waiting.token
+    preview = other.get("/editor/issues/import/preview")
+    assert preview.status_code == 302 and preview.headers["Location"] == INDEX
     token = csrf_token(other, INDEX)
     response = other.post("/editor/issues/import/confirm", data={"csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"] == INDEX
     assert article_count(db) == 0
+    assert [row.token for row in pending_uploads(db)] == [waiting.token]
     token = csrf_token(editor, INDEX)
     mine = editor.post("/editor/issues/import/confirm", data={"csrf_token": token})
     assert mine.status_code == 302 and mine.headers["Location"] != INDEX
     assert article_count(db) == 34
 
 
-def test_cancel_forgets_the_upload(
-    app: Flask, editor: FlaskClient, db: Session, seed_bytes: bytes
+def test_a_new_upload_replaces_the_last_and_cancel_forgets_it(
+    editor: FlaskClient, db: Session, seed_bytes: bytes
 ) -> None:
-    """Cancelling removes the waiting file and stores nothing."""
-    before = pending_uploads(app)
+    """An editor has at most one waiting upload; cancelling deletes it and stores nothing."""
+    assert upload(editor, truncated_seed(seed_bytes), "first.txt").status_code == 302
+    assert upload(editor, seed_bytes, "second.txt").status_code == 302
+    assert [row.filename for row in pending_uploads(db)] == ["second.txt"]
+    token = csrf_token(editor, "/editor/issues/import/preview")
+    cancelled = editor.post("/editor/issues/import/cancel", data={"csrf_token": token})
+    assert cancelled.status_code == 302
+    assert pending_uploads(db) == []
+    assert article_count(db) == 0
+    with editor.session_transaction() as cookie:
+        assert UPLOAD_KEY not in cookie
+
+
+def test_a_used_upload_cannot_be_confirmed_again(
+    editor: FlaskClient, db: Session, seed_bytes: bytes
+) -> None:
+    """Replaying a confirmation with the upload's token finds nothing: the row went with the import."""
     assert upload(editor, seed_bytes).status_code == 302
-    assert len(pending_uploads(app) - before) == 1
+    [waiting] = pending_uploads(db)
     token = csrf_token(editor, "/editor/issues/import/preview")
     assert (
-        editor.post("/editor/issues/import/cancel", data={"csrf_token": token}).status_code == 302
+        editor.post("/editor/issues/import/confirm", data={"csrf_token": token}).status_code == 302
     )
-    assert pending_uploads(app) <= before
+    with editor.session_transaction() as cookie:
+        cookie[UPLOAD_KEY] = waiting.token
+    again = editor.post("/editor/issues/import/confirm", data={"csrf_token": token})
+    assert again.status_code == 302 and again.headers["Location"] == INDEX
+    assert "上传的文件已过期" in editor.get(INDEX).get_data(as_text=True)
+    assert pending_uploads(db) == []
+    assert article_count(db) == 34
+
+
+def test_uploads_expire_after_an_hour(editor: FlaskClient, db: Session, seed_bytes: bytes) -> None:
+    """An upload over an hour old cannot be confirmed, and the next upload deletes every such one."""
+    assert upload(editor, seed_bytes, "late.txt").status_code == 302
+    [late] = pending_uploads(db)
+    late.created_at = utcnow() - timedelta(minutes=61)
+    other = make_editor(db, email="other@newsletter.test")
+    for minutes, name in ((120, "abandoned.txt"), (30, "recent.txt")):
+        db.add(
+            PendingUpload(
+                token=name.split(".")[0].ljust(32, "x"),
+                editor_id=other.id,
+                filename=name,
+                data=b"...",
+                created_at=utcnow() - timedelta(minutes=minutes),
+            )
+        )
+    db.commit()
+    preview = editor.get("/editor/issues/import/preview")
+    assert preview.status_code == 302 and preview.headers["Location"] == INDEX
+    token = csrf_token(editor, INDEX)
+    confirm = editor.post("/editor/issues/import/confirm", data={"csrf_token": token})
+    assert confirm.status_code == 302 and confirm.headers["Location"] == INDEX
     assert article_count(db) == 0
+    assert upload(editor, seed_bytes, "fresh.txt").status_code == 302
+    assert [row.filename for row in pending_uploads(db)] == ["recent.txt", "fresh.txt"]
 
 
 def test_an_oversized_upload_gets_the_friendly_page(editor: FlaskClient, db: Session) -> None:

@@ -124,6 +124,23 @@ def test_importing_twice_says_nothing_changed(runner: FlaskCliRunner, db: Sessio
     assert stored_articles(db) == 34
 
 
+def test_warnings_print_as_english_sentences(
+    runner: FlaskCliRunner, tmp_path: Path, seed_bytes: bytes
+) -> None:
+    """A cut-off file's warnings read the same English sentences in the table and in --json."""
+    missing = (
+        "“2023未来数商大会在杭州开幕”, listed in the table of contents under 芯资讯, "
+        "was not found in the text."
+    )
+    path = written(tmp_path, "\n".join(seed_bytes.decode().splitlines()[:800]).encode())
+    table = run(runner, path, "--dry-run")
+    assert table.exit_code == 0, table.output
+    assert f"10 warnings:\n  - {missing}\n" in table.stdout
+    data = json.loads(run(runner, path, "--json", "--dry-run").stdout)
+    assert len(data["warnings"]) == 10 and data["warnings"][0] == missing
+    assert all(isinstance(warning, str) for warning in data["warnings"])
+
+
 @pytest.mark.parametrize(
     ("content", "words"),
     [

@@ -174,6 +174,27 @@ def test_a_parse_without_number_is_refused(app: Flask, db: Session, seed_bytes: 
     assert counts(db) == (0, 0, 0)
 
 
+def test_warnings_are_stored_as_message_ids(app: Flask, db: Session, seed_bytes: bytes) -> None:
+    """Warnings keep message id and values in the database; older plain sentences still read."""
+    parsed = parse(app, seed_bytes)
+    long_title = "很长的标题" * 80
+    parsed.sections[0].articles[0].title = long_title
+    issue_id = store(db, parsed).issue.id
+    db.expire_all()
+    issue = db.get(Issue, issue_id)
+    assert issue is not None
+    assert issue.warnings == [
+        {
+            "msgid": "Shortened to %(limit)s characters: %(start)s…",
+            "params": {"limit": issues.TITLE_LIMIT, "start": long_title[:40]},
+        }
+    ]
+    [warning] = issues.stored_warnings(issue)
+    assert str(warning) == f"Shortened to 300 characters: {long_title[:40]}…"
+    issue.warnings = ["An older import's sentence."]
+    assert issues.stored_warnings(issue) == ["An older import's sentence."]
+
+
 @pytest.fixture
 def article(app: Flask, db: Session, seed_bytes: bytes) -> Article:
     result = store(db, parse(app, seed_bytes))
