@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
@@ -92,16 +91,7 @@ def run(
 def _commit_batch(
     db_session: Session, job: ImportJob, rows: list[ImportRow], errors: int, last: int, locale: str
 ) -> None:
-    # A signup for one of these addresses may land between the check and the insert; the
-    # batch is then checked and inserted once more, which sees that row as present.
-    for attempt in (1, 2):
-        try:
-            tally = service.import_rows(db_session, rows, consent_for(job), locale)
-            break
-        except IntegrityError:
-            db_session.rollback()
-            if attempt == 2:
-                raise
+    tally = service.import_rows(db_session, rows, consent_for(job), locale)
     job.imported += tally.new
     job.skipped += tally.existing + tally.blocked + errors
     job.processed_rows = last + 1
