@@ -20,19 +20,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.exc import OperationalError  # noqa: E402
+from sqlalchemy import create_engine
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
-from core import create_app  # noqa: E402
-from core import db  # noqa: E402
-from core import migrate  # noqa: E402
-from subscribers import csvfile  # noqa: E402
-from subscribers import imports  # noqa: E402
-from subscribers import service  # noqa: E402
-from subscribers.models import ImportJob  # noqa: E402
-from subscribers.models import Subscriber  # noqa: E402
-from subscribers.service import ImportRow  # noqa: E402
+from core import create_app
+from core import db
+from core import migrate
+from subscribers import csvfile
+from subscribers import imports
+from subscribers import service
+from subscribers.models import ImportJob
+from subscribers.models import Subscriber
+from subscribers.service import ImportRow
 
 TOPICS = ["policy", "companies", "data"]
 POSTGRES_ADMIN_URL = os.environ.get(
