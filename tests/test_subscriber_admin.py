@@ -1,0 +1,152 @@
+"""The editor's subscriber pages: who may see them, the list, one subscriber's history and actions."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.models import OutboxMessage
+from subscribers import service
+from subscribers.models import ConsentEvent
+from subscribers.models import Subscriber
+from subscribers.models import Suppression
+from tests.helpers import csrf_token
+from tests.helpers import log_in
+from tests.helpers import make_editor
+from tests.test_subscribe import add_subscriber
+from tests.test_subscribe import fresh
+from tests.test_subscribe import path_of
+
+LIST = "/editor/subscribers/"
+
+
+def _admin(client: FlaskClient, db: Session) -> None:
+    make_editor(db, "admin@newsletter.test", role="admin")
+    log_in(client, "admin@newsletter.test")
+
+
+def _post(client: FlaskClient, subscriber: Subscriber, action: str, **data: object) -> str:
+    page = f"{LIST}{subscriber.id}"
+    response = client.post(
+        f"{page}/{action}", data={"csrf_token": csrf_token(client, page), **data}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    return client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_only_administrators_reach_the_subscriber_pages(client: FlaskClient, db: Session) -> None:
+    """Anonymous visitors go to the login page; a plain editor gets 403; an admin sees the list."""
+    assert client.get(LIST).status_code == 302
+    assert "/editor/login" in client.get(LIST).headers["Location"]
+    make_editor(db, "editor@newsletter.test", role="editor")
+    log_in(client, "editor@newsletter.test")
+    assert client.get(LIST).status_code == 403
+    assert client.get(LIST + "export.csv").status_code == 403
+    client.post("/editor/logout", data={"csrf_token": csrf_token(client, "/editor/")})
+    _admin(client, db)
+    page = client.get(LIST).get_data(as_text=True)
+    assert "订阅者" in page and f'href="{LIST}"' in client.get("/editor/").get_data(as_text=True)
+
+
+def test_search_filters_and_pages(client: FlaskClient, db: Session) -> None:
+    """Search matches address, name or organisation; filters combine; pages hold 50 rows."""
+    _admin(client, db)
+    add_subscriber(db, "wang@example.com", name="王芳", organisation="芯源公司", member=True)
+    add_subscriber(db, "li@example.com", status="unsubscribed", topics=("data",), format="digest")
+    add_subscriber(db, "under_score@example.com", topics=("policy",))
+    for n in range(52):
+        add_subscriber(db, f"bulk{n:02d}@example.org", topics=("companies",))
+
+    def emails(query: str) -> set[str]:
+        page = client.get(LIST + query).get_data(as_text=True)
+        return {e for e in ("wang@", "li@", "under_score@", "bulk00@", "bulk51@") if e in page}
+
+    assert emails("?q=芯源") == {"wang@"}
+    assert emails("?q=_score") == {"under_score@"}  # _ is a letter here, not a wildcard
+    assert emails("?status=unsubscribed") == {"li@"}
+    assert emails("?topic=data&format=digest") == {"li@"}
+    assert emails("?topic=policy") == {"wang@", "under_score@"}
+    assert emails("?member=yes") == {"wang@"}
+    assert emails("?status=nonsense&q=wang") == {"wang@"}
+    first = client.get(LIST + "?q=bulk").get_data(as_text=True)
+    assert "找到 52 位订阅者" in first and "第 1 / 2 页" in first and "bulk51@" in first
+    second = client.get(LIST + "?q=bulk&page=2").get_data(as_text=True)
+    assert "bulk01@" in second and "bulk00@" in second and "bulk51@" not in second
+
+
+def test_marking_a_member_sets_digest_and_is_recorded(client: FlaskClient, db: Session) -> None:
+    """Flagging a member stores the organisation, switches to digests and writes the history."""
+    _admin(client, db)
+    subscriber = add_subscriber(db, "m@example.com", format="full")
+    page = _post(client, subscriber, "member", member="y", organisation="芯片协会成员单位")
+    assert "已保存" in page and "会员信息变更" in page
+    after = fresh(db, "m@example.com")
+    assert after is not None
+    assert (after.member, after.organisation, after.format) == (True, "芯片协会成员单位", "digest")
+    event = db.scalars(select(ConsentEvent)).one()
+    assert (event.source, event.actor) == ("editor", "admin@newsletter.test")
+    assert event.changes["format"] == ["full", "digest"]
+
+
+def test_manual_unsubscribe_and_block(client: FlaskClient, db: Session) -> None:
+    """An editor can stop mail to a subscriber, and block the address against later signups."""
+    _admin(client, db)
+    subscriber = add_subscriber(db, "u@example.com")
+    assert "已退订" in _post(client, subscriber, "unsubscribe")
+    assert fresh(db, "u@example.com").status == "unsubscribed"  # type: ignore[union-attr]
+    _post(client, subscriber, "suppress")
+    assert db.scalars(select(Suppression.reason)).all() == ["manual"]
+    assert (
+        service.subscribe(
+            db,
+            "u@example.com",
+            service.Choices(("policy",), "full", "zh"),
+            service.Consent("web"),
+            lambda _id: None,
+        )
+        == "blocked"
+    )
+
+
+def test_erase_removes_personal_data_and_keeps_the_block(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """Erasing blanks the person's data everywhere, keeps an anonymous history and the suppression."""
+    _admin(client, db)
+    subscriber = add_subscriber(db, "gone@example.com", name="张三", organisation="某单位")
+    unsubscribe_path = path_of(app, "unsubscribe", subscriber)
+    db.add(
+        ConsentEvent(
+            subscriber_id=subscriber.id,
+            action="subscribe",
+            source="web",
+            ip="203.0.113.9",
+            user_agent="Browser",
+            changes={"name": [None, "张三"], "status": [None, "pending"]},
+        )
+    )
+    db.add(
+        OutboxMessage(kind="confirm", to_address="gone@example.com", params={"subscriber_id": 1})
+    )
+    db.commit()
+    refused = _post(client, subscriber, "erase", block="y")
+    assert "请勾选以确认删除" in refused and fresh(db, "gone@example.com") is not None
+    page = _post(client, subscriber, "erase", block="y", sure="y")
+    assert "个人数据已删除" in page and "张三" not in page and "gone@example.com" not in page
+    db.expire_all()
+    row = db.get(Subscriber, subscriber.id)
+    assert row is not None and row.email_hash is None and row.name is None
+    assert row.email.endswith("@erased.invalid") and row.erased_at is not None
+    events = db.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+    assert [e.action for e in events] == ["subscribe", "erase"]
+    assert events[0].ip is None and events[0].user_agent is None
+    assert events[0].changes["name"] == ["(erased)", "(erased)"]
+    assert db.scalars(select(OutboxMessage.to_address)).all() == ["erased@erased.invalid"]
+    assert db.scalars(select(Suppression.email_hash)).all() == [
+        service.email_hash("gone@example.com")
+    ]
+    assert client.get(unsubscribe_path).status_code == 400  # old links die with the data
+    export = client.get(LIST + "export.csv").get_data(as_text=True)
+    assert "erased" not in export and len(export.strip().splitlines()) == 1
