@@ -78,9 +78,7 @@ def test_expired_confirm_link_is_refused_and_changes_nothing(
     serializer = URLSafeTimedSerializer(
         app.config["SECRET_KEY"], salt="newsletter.confirm", signer=_PastSigner
     )
-    old = serializer.dumps(
-        [subscriber.id, subscriber.confirm_nonce]
-    )
+    old = serializer.dumps([subscriber.id, subscriber.confirm_nonce])
     response = client.get(f"/confirm/{old}")
     assert response.status_code == 410 and "链接已过期" in response.get_data(as_text=True)
     assert fresh(db, "p@example.com").status == "pending"  # type: ignore[union-attr]
