@@ -285,8 +285,6 @@ def erase(subscriber_id: int) -> BaseResponse:
 @bp.route("/import", methods=["GET", "POST"])
 def import_form() -> Page:
     limit = int(current_app.config["IMPORT_MAX_BYTES"])
-    # Larger uploads are refused before they are read (the 413 page says so).
-    request.max_content_length = limit + 65_536
     form = ImportForm()
     if form.validate_on_submit():
         job = _create_job(form, limit)

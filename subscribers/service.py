@@ -368,7 +368,8 @@ def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: 
     subscriber.email = f"erased-{subscriber.id}@{ERASED_DOMAIN}"
     subscriber.email_hash = None
     subscriber.name = subscriber.organisation = None
-    subscriber.status = "unsubscribed" if subscriber.status == "active" else subscriber.status
+    if subscriber.status in ("active", "pending"):
+        subscriber.status = "unsubscribed"
     subscriber.unsubscribed_at = subscriber.unsubscribed_at or utcnow()
     subscriber.erased_at = utcnow()
     subscriber.confirm_nonce, subscriber.link_nonce = new_nonce(), new_nonce()
