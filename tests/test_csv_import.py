@@ -229,3 +229,13 @@ def test_export_has_the_import_columns_and_round_trips(client: FlaskClient, db: 
         "某公司",
         True,
     )
+
+
+def test_a_file_over_the_size_limit_is_refused(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """A file larger than IMPORT_MAX_BYTES is refused with its limit named, and no job is made."""
+    _admin(client, db)
+    app.config["IMPORT_MAX_BYTES"] = 1_000_000
+    page = _upload(client, GOOD + "x@example.com,\n" * 80_000)
+    assert "文件大于 1 MB" in page and _count(db, ImportJob) == 0
