@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     celery.celery_init_app(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(views.public)
     if app.config["ENV"] == "development" and app.config["CAPTURE_DIR"]:
         app.register_blueprint(devmail.bp)
     app.jinja_env.globals["current_editor"] = auth.current_editor
@@ -55,14 +56,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_packages(app: Flask) -> None:
-    """Let each feature package add its blueprints and commands (``init_app`` in its views)."""
-    import importlib
+    """Let each feature package add its blueprints, navigation entries and commands."""
+    import mailer.views
+    import subscribers.views
 
-    for name in ("mailer.views", "subscribers.views"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
-        module.init_app(app)
+    mailer.views.init_app(app)
+    subscribers.views.init_app(app)

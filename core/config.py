@@ -78,6 +78,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "IMPORT_MAX_BYTES": (20_000_000, "largest subscriber CSV file an editor may upload"),
     "IMPORT_BATCH_SIZE": (5000, "subscriber CSV rows inserted per committed batch"),
+    "TRUSTED_PROXIES": (
+        0,
+        "reverse proxies in front of the web app whose X-Forwarded-For/Proto/Host are believed; 0 when none",
+    ),
     "CAPTURE_DIR": (None, "development only: folder of captured .eml files shown at /dev/mail"),
     "DEFAULT_LOCALE": ("zh", "language of pages and emails unless the reader chose another"),
     "TOPICS": (
@@ -172,6 +176,11 @@ def check(config: Mapping[str, Any]) -> None:
                 f"{env_name(key)} must be a positive whole number, not {config[key]!r}."
             )
     check_topics(config["TOPICS"], config["SECTION_TOPICS"])
+    proxies = config["TRUSTED_PROXIES"]
+    if not isinstance(proxies, int) or isinstance(proxies, bool) or not 0 <= proxies <= 5:
+        raise ConfigError(
+            f"{env_name('TRUSTED_PROXIES')} must be a whole number from 0 to 5, not {proxies!r}."
+        )
     if config["TASK_TIME_LIMIT"] >= config["VISIBILITY_TIMEOUT"]:
         raise ConfigError(
             f"{env_name('TASK_TIME_LIMIT')} must be below {env_name('VISIBILITY_TIMEOUT')}, "

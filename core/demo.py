@@ -243,24 +243,75 @@ def demo_editor(env: dict[str, str]) -> str:
 
 def main_job(env: dict[str, str]) -> list[str]:
     """The main job, end to end; returns what to tell the person at the terminal."""
-    before = set((VAR / "mail").glob("*.eml"))
-    print("demo: sending a test email through Redis, the worker and SMTP …", flush=True)
-    print("  " + flask(env, "send-test", DEMO_EDITOR, "--wait", "60").strip().replace("\n", "\n  "))
-    captured = sorted(set((VAR / "mail").glob("*.eml")) - before)
-    if not captured:
-        raise DemoError("the relay accepted the test email but the capture server did not store it")
-    report = [f"test email captured: {captured[-1]}"]
+    report = [send_test_email(env)]
     sample = ROOT / "samples" / "sample-issue.md"
-    print(f"demo: importing the sample issue {sample.relative_to(ROOT)} …", flush=True)
+    say(f"importing the sample issue {sample.relative_to(ROOT)}")
     flask(env, "issue", "import", str(sample))
     listed = flask(env, "issue", "list").strip().splitlines()
     report.append("issues in the database:\n    " + "\n    ".join(listed))
+    say("importing sample subscribers from samples/subscribers.csv (one line is wrong on purpose)")
+    counts = flask(env, "subscribers", "import", str(ROOT / "samples" / "subscribers.csv"),
+                   "--consent", "make demo: fictional sample readers")  # fmt: skip
+    report.append("subscribers: " + counts.strip().splitlines()[-1])
+    report.append(web_signup(env))
     return report
+
+
+def say(step: str) -> None:
+    print(f"demo: {step} …", flush=True)
+
+
+def captured_since(before: set[Path], timeout: float = 60) -> Path:
+    """The first message the capture server stores after ``before`` was taken."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = sorted(set((VAR / "mail").glob("*.eml")) - before)
+        if new:
+            return new[0]
+        time.sleep(0.2)
+    raise DemoError(
+        f"no message reached the capture server within {timeout:.0f} s; see {VAR / 'log'}"
+    )
+
+
+def send_test_email(env: dict[str, str]) -> str:
+    before = set((VAR / "mail").glob("*.eml"))
+    say("sending a test email through Redis, the worker and SMTP")
+    print("  " + flask(env, "send-test", DEMO_EDITOR, "--wait", "60").strip().replace("\n", "\n  "))
+    return f"test email captured: {captured_since(before)}"
+
+
+def web_signup(env: dict[str, str]) -> str:
+    """A reader subscribes through the public form, as a browser would; the confirmation arrives."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    say("a reader subscribes on the public page; the worker sends the confirmation email")
+    base = env["NEWSLETTER_BASE_URL"]
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    page = opener.open(f"{base}/subscribe", timeout=10).read().decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    if token is None:
+        raise DemoError("the subscribe page has no CSRF token")
+    form = {"csrf_token": token.group(1), "email": "reader@example.org", "name": "示例读者",
+            "topics": ["policy", "data"], "format": "digest", "language": "zh"}  # fmt: skip
+    before = set((VAR / "mail").glob("*.eml"))
+    body = urllib.parse.urlencode(form, doseq=True).encode()
+    request = urllib.request.Request(f"{base}/subscribe", data=body)  # noqa: S310 - our own http server
+    opener.open(request, timeout=10).read()
+    return f"confirmation email to reader@example.org captured: {captured_since(before)}"
 
 
 def run(once: bool, web_port: int) -> int:
     for folder in ("log", "mail", "redis"):
         (VAR / folder).mkdir(parents=True, exist_ok=True)
+    # Every run starts from an empty database, so the main job's steps always meet the same state.
+    for leftover in VAR.glob("demo.db*"):
+        leftover.unlink()
     ports = {"redis": free_port(), "smtp": free_port(), "web": free_port(web_port)}
     env = environment(ports)
     stack = Stack()
@@ -283,6 +334,8 @@ def run(once: bool, web_port: int) -> int:
                     *report,
                     "",
                     f"  editor console : {base}/editor/login",
+                    f"  sample previews: {base}/editor/previews/400 (after login)",
+                    f"  subscribe page : {base}/subscribe",
                     f"  login          : {DEMO_EDITOR} / {password}",
                     f"  captured mail  : {base}/dev/mail",
                     f"  logs           : {VAR / 'log'}",

@@ -14,6 +14,7 @@ from babel.support import NullTranslations
 from babel.support import Translations
 from flask import Flask
 from flask import current_app
+from flask import has_request_context
 from flask import request
 from flask_babel import Babel
 from flask_babel import get_locale
@@ -39,7 +40,12 @@ def translation_directories() -> list[str]:
 
 
 def select_locale() -> str:
-    """The reader's explicit choice (``?lang=`` or the cookie it set), else the default."""
+    """The reader's explicit choice (``?lang=`` or the cookie it set), else the default.
+
+    Outside a request (commands, tasks) messages are in English, the language of the code.
+    """
+    if not has_request_context():
+        return "en"
     choice = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
     if choice in LOCALES:
         return choice

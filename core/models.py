@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-
-MODEL_MODULES = ("core.auth", "mailer.models", "subscribers.models")
-
 
 def import_all() -> None:
-    """Import every model module that exists (a package may not have models yet)."""
-    for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
+    """Import every model module (Alembic and the tests need all tables registered)."""
+    import subscribers.models  # noqa: F401

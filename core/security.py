@@ -7,6 +7,7 @@ from flask import Response
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
@@ -36,6 +37,13 @@ def init_app(app: Flask) -> None:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = str(app.config["BASE_URL"]).startswith("https://")
     app.config["PERMANENT_SESSION_LIFETIME"] = 12 * 3600
+    # One limit for every request body, refused before any form parsing (CSRF reads the whole
+    # form first): the largest upload any page takes is the subscriber CSV; views check their own.
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["IMPORT_MAX_BYTES"]) + 64 * 1024
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a proxy, rate limits and consent records need the reader's address, not its.
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     csrf.init_app(app)
     limiter.init_app(app)
     app.after_request(_security_headers)

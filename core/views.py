@@ -18,6 +18,8 @@ from werkzeug.wrappers import Response
 
 from core import auth
 from core import db
+from core.checks import check_services
+from core.config import ConfigError
 from core.forms import LoginForm
 from core.forms import TestSendForm
 from core.security import limiter
@@ -26,6 +28,24 @@ from mailer.models import OutboxMessage
 from mailer.tasks import enqueue_delivery
 
 bp = Blueprint("auth", __name__, url_prefix="/editor")
+public = Blueprint("public", __name__)
+
+
+@public.get("/")
+def index() -> Response:
+    """Readers arriving at the site's root land on the subscription page."""
+    return redirect(url_for("subscribers.subscribe"))
+
+
+@public.get("/healthz")
+@limiter.exempt
+def health() -> tuple[str, int]:
+    """For load balancers and compose: 200 when the database and Redis answer, else 503."""
+    try:
+        check_services(current_app._get_current_object())  # type: ignore[attr-defined]
+    except ConfigError as error:
+        return str(error), 503
+    return "ok", 200
 
 
 def _login_limit() -> str:

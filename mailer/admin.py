@@ -46,8 +46,6 @@ bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
 
 # An issue file is text of a few hundred kilobytes; anything far larger is not an issue.
 ISSUE_FILE_MAX = 5 * 1024 * 1024
-# Room for the multipart envelope and the other fields around an uploaded file.
-FORM_OVERHEAD = 64 * 1024
 UPLOAD_KEY = "issue_upload"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
@@ -63,11 +61,6 @@ class UploadForm(FlaskForm):
 
 
 def init_app(app: Flask) -> None:
-    if not app.config.get("MAX_CONTENT_LENGTH"):
-        # One limit for every request, so it must let through the largest upload any page
-        # takes (the subscriber CSV import's, when configured); each view checks its own.
-        largest = max(ISSUE_FILE_MAX, int(app.config.get("IMPORT_MAX_BYTES") or 0))
-        app.config["MAX_CONTENT_LENGTH"] = largest + FORM_OVERHEAD
     app.register_blueprint(bp)
     nav: list[tuple[str, Any, str]] = app.jinja_env.globals["editor_nav"]  # type: ignore[assignment]
     nav.append(("issues.index", _l("Issues"), "editor"))

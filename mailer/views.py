@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-
 from flask import Flask
 
+from mailer import admin
+from mailer import archive
+from mailer import import_cli
+from mailer import preview
+from mailer import render_cli
 from mailer.cli import issue_cli
 
-# Modules that each define ``init_app(app)``: editor pages, the public archive, previews, commands.
-PARTS = ("mailer.admin", "mailer.archive", "mailer.preview", "mailer.import_cli", "mailer.render_cli")
+# Editor pages for issues, the public archive, previews of every segment, and the commands.
+PARTS = (admin, archive, preview, import_cli, render_cli)
 
 
 def init_app(app: Flask) -> None:
-    for name in PARTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
-        module.init_app(app)
+    for part in PARTS:
+        part.init_app(app)
     app.cli.add_command(issue_cli)

@@ -170,7 +170,7 @@ def export() -> Response:
 
     def lines() -> Iterator[str]:
         result = db.session().scalars(query.execution_options(yield_per=2000))
-        yield from csvfile.export_lines(_export_row(row) for row in result)
+        yield from csvfile.export_lines(export_row(row) for row in result)
 
     filename = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(
@@ -180,7 +180,7 @@ def export() -> Response:
     )
 
 
-def _export_row(row: Subscriber) -> tuple[str, ...]:
+def export_row(row: Subscriber) -> tuple[str, ...]:
     return (
         row.email,
         csvfile.safe_cell(row.name),

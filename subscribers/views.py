@@ -43,8 +43,10 @@ Page = str | Response | tuple[str, int]
 def init_app(app: Flask) -> None:
     """Register the public and editor pages, and the editor's navigation entry."""
     from subscribers import admin
+    from subscribers.cli import subscribers_cli
 
     app.register_blueprint(bp)
+    app.cli.add_command(subscribers_cli)
     app.register_blueprint(admin.bp)
     editor_nav: list[tuple[str, Any, str]] = app.jinja_env.globals["editor_nav"]  # type: ignore[assignment]
     editor_nav.append(("subscribers_admin.index", _l("Subscribers"), "admin"))

@@ -107,3 +107,29 @@ def test_readme_configuration_table_is_current() -> None:
     readme = (ROOT / "README.md").read_text()
     assert markdown_table() in readme
     assert len(DEFAULTS) == markdown_table().count("| `NEWSLETTER_")
+
+
+def test_trusted_proxy_headers_give_the_readers_address() -> None:
+    """With TRUSTED_PROXIES=1 the app sees X-Forwarded-For; with 0 it ignores the header."""
+    for proxies, expected in ((1, "203.0.113.9"), (0, "127.0.0.1")):
+        app = create_app({"SECRET_KEY": "k", "TRUSTED_PROXIES": proxies})
+
+        @app.get("/address-probe")
+        def probe() -> str:
+            from flask import request
+
+            return str(request.remote_addr)
+
+        response = app.test_client().get(
+            "/address-probe",
+            headers={"X-Forwarded-For": "203.0.113.9"},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        assert response.get_data(as_text=True) == expected
+
+
+def test_request_bodies_over_the_upload_limit_are_refused_early() -> None:
+    """MAX_CONTENT_LENGTH follows IMPORT_MAX_BYTES, so an oversized body gets the 413 page."""
+    app = create_app({"SECRET_KEY": "k", "IMPORT_MAX_BYTES": 1000})
+    response = app.test_client().post("/editor/login", data={"email": "x" * 200_000})
+    assert response.status_code == 413 and "文件太大" in response.get_data(as_text=True)
