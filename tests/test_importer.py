@@ -20,9 +20,9 @@ from mailer.importer import decode
 from mailer.importer import parse_issue
 from mailer.importer import summarise
 from mailer.importer import to_json
+from tests.helpers import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 SAMPLE = ROOT / "samples" / "sample-issue.txt"
 
 # The table of contents of issue 361, section by section, as printed.

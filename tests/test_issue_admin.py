@@ -22,11 +22,11 @@ from mailer.models import Issue
 from mailer.models import PendingUpload
 from tests.conftest import LiveServer
 from tests.conftest import horizontal_overflow
+from tests.helpers import SEED
 from tests.helpers import csrf_token
 from tests.helpers import log_in
 from tests.helpers import make_editor
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 INDEX = "/editor/issues/"
 
 

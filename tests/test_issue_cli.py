@@ -19,9 +19,9 @@ from mailer import issues
 from mailer.importer import to_json
 from mailer.models import Article
 from mailer.models import Issue
+from tests.helpers import SEED
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 SAMPLES = [ROOT / "samples" / "sample-issue.txt", ROOT / "samples" / "sample-issue.md"]
 ARTICLE_KEYS = {"title", "topics", "source", "summary", "blocks", "chars"}
 TABLE_ARTICLES = ("2022年中国集成电路进出口分析", "2022年全球十大芯片采购商情况")

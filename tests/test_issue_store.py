@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ from mailer.importer import ParsedIssue
 from mailer.models import Article
 from mailer.models import Issue
 from mailer.models import Section
+from tests.helpers import SEED
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 TOPICS = ["policy", "companies", "data"]
 
 

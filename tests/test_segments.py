@@ -8,7 +8,6 @@ the rendered HTML and text of both formats and both languages.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,8 @@ from mailer.segments import included
 from mailer.segments import make_segment
 from mailer.segments import numbered
 from mailer.segments import topic_choices
+from tests.helpers import SEED
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 TOPICS = ("policy", "companies", "data")
 EVERYONE_SECTIONS = {"芯动态", "芯观点", "芯伙伴"}
 SECTION_TOPIC = {"芯企业": "companies", "芯资讯": "data", "芯政策": "policy"}
