@@ -249,6 +249,29 @@ def edit_article(issue_id: int, article_id: int) -> Any:
     return redirect(url_for("issues.show", issue_id=issue_id, _anchor=f"article-{article.id}"))
 
 
+@bp.post("/<int:issue_id>/status")
+@auth.login_required()
+def change_status(issue_id: int) -> Any:
+    """Mark an issue ready (it appears in the public archive) or take it back to draft."""
+    try:
+        with db.transaction() as db_session:
+            issue = issues.set_status(db_session, issue_id, request.form.get("status", ""))
+    except issues.NotFound:
+        abort(404)
+    except issues.IssueError as error:
+        flash(translated(error), "error")
+        return redirect(url_for("issues.show", issue_id=issue_id))
+    flash(
+        _(
+            "Issue %(number)s is now: %(status)s.",
+            number=issue.number,
+            status=status_label(issue.status),
+        ),
+        "info",
+    )
+    return redirect(url_for("issues.show", issue_id=issue_id))
+
+
 # --- Uploads waiting for confirmation -----------------------------------------------------
 
 

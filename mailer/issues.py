@@ -311,6 +311,20 @@ def retag_article(
     return article
 
 
+def set_status(db_session: Session, issue_id: int, status: str) -> Issue:
+    """Move an issue between draft and ready (ready: checked, in the public archive, and no
+    longer replaced by a re-import). Only the send path marks an issue sent."""
+    issue = load_issue(db_session, issue_id)
+    if status not in ("draft", "ready"):
+        raise IssueError(N_("An issue can only be set to draft or ready here."))
+    if issue.status == "sent":
+        raise IssueError(
+            N_("Issue %(number)s has already been sent and stays sent."), number=issue.number
+        )
+    issue.status = status
+    return issue
+
+
 def correct_article(
     db_session: Session, article_id: int, *, title: str | None = None, summary: str | None = None
 ) -> Article:

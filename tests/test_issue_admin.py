@@ -402,3 +402,30 @@ def test_import_and_retag_in_the_browser(
     db.rollback()
     fifth = db.scalars(select(Article).where(Article.number == 5)).one()
     assert "policy" in fifth.topics
+
+
+def test_marking_ready_publishes_to_the_archive_and_draft_hides_it(
+    editor: FlaskClient, app: Flask, db: Session, stored: Issue
+) -> None:
+    """Ready puts the issue in the public archive; back to draft takes it out; sent stays sent."""
+    public = app.test_client()
+    assert public.get(f"/issues/{stored.number}").status_code == 404
+    token = csrf_token(editor, f"/editor/issues/{stored.id}")
+    response = editor.post(
+        f"/editor/issues/{stored.id}/status", data={"status": "ready", "csrf_token": token}
+    )
+    assert response.status_code == 302
+    assert public.get(f"/issues/{stored.number}").status_code == 200
+    editor.post(f"/editor/issues/{stored.id}/status", data={"status": "draft", "csrf_token": token})
+    assert public.get(f"/issues/{stored.number}").status_code == 404
+    refused = editor.post(
+        f"/editor/issues/{stored.id}/status",
+        data={"status": "sent", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "此处只能将期刊设为草稿或待发送" in refused.get_data(as_text=True)
+    db.execute(Issue.__table__.update().values(status="sent"))
+    db.commit()
+    editor.post(f"/editor/issues/{stored.id}/status", data={"status": "draft", "csrf_token": token})
+    db.expire_all()
+    assert db.get(Issue, stored.id).status == "sent"  # type: ignore[union-attr]
