@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Literal
 
+from core.config import DEFAULTS
 from mailer.blocks import Block
 from mailer.blocks import block_counts
 from mailer.blocks import plain_text
@@ -58,20 +59,12 @@ __all__ = [
     "to_json",
 ]
 
-# The topics readers choose from: policy (政策), companies (企业), data (数据).
-DEFAULT_TOPICS = ("policy", "companies", "data")
-
-# Each section's default topics; an empty list means the section goes to every reader.
-# Sections missing from the mapping go to every reader too.
+# The topics readers choose from (policy 政策, companies 企业, data 数据) and each section's
+# default topics (an empty list: the section goes to every reader; sections missing from the
+# mapping do too). The configuration's documented defaults are the one source of both.
+DEFAULT_TOPICS: tuple[str, ...] = tuple(DEFAULTS["TOPICS"][0])
 DEFAULT_SECTION_TOPICS: Mapping[str, Sequence[str]] = types.MappingProxyType(
-    {
-        "芯政策": ["policy"],
-        "芯企业": ["companies"],
-        "芯资讯": ["data"],
-        "芯动态": [],
-        "芯观点": [],
-        "芯伙伴": [],
-    }
+    {name: tuple(topics) for name, topics in DEFAULTS["SECTION_TOPICS"][0].items()}
 )
 
 # The topic an article with a data table also gets, when the topic set has it.
