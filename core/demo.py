@@ -306,7 +306,10 @@ def web_signup(env: dict[str, str]) -> str:
     return f"confirmation email to reader@example.org captured: {captured_since(before)}"
 
 
-def run(once: bool, web_port: int) -> int:
+def run(once: bool, web_port: int, workdir: Path) -> int:
+    # Every step of this one-shot script works in this folder (var/ unless --dir says otherwise).
+    global VAR
+    VAR = workdir
     for folder in ("log", "mail", "redis"):
         (VAR / folder).mkdir(parents=True, exist_ok=True)
     # Every run starts from an empty database, so the main job's steps always meet the same state.
@@ -370,8 +373,14 @@ def main() -> None:
     parser.add_argument(
         "--port", type=int, default=5000, help="web port to use when free (default 5000)"
     )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=VAR,
+        help="folder for the database, mail and logs (default var/)",
+    )
     arguments = parser.parse_args()
-    sys.exit(run(arguments.once, arguments.port))
+    sys.exit(run(arguments.once, arguments.port, arguments.dir.resolve()))
 
 
 if __name__ == "__main__":
