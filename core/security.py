@@ -33,6 +33,9 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # A moving window counts the last N seconds exactly: a fixed window lets a burst of twice
+    # the limit through across a boundary (and would make the limits' tests depend on the clock).
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = str(app.config["BASE_URL"]).startswith("https://")
