@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response
 
 from core import auth
 from core import db
+from core import topics
 from mailer import issues
 from mailer.blocks import block_counts
 from mailer.importer import NotAnIssue
@@ -49,7 +50,6 @@ ISSUE_FILE_MAX = 5 * 1024 * 1024
 UPLOAD_KEY = "issue_upload"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
-TOPIC_LABELS = {"policy": _l("Policy"), "companies": _l("Companies"), "data": _l("Data")}
 STATUS_LABELS = {"draft": _l("draft"), "ready": _l("ready to send"), "sent": _l("sent")}
 
 
@@ -78,7 +78,7 @@ def _labels() -> dict[str, Any]:
 
 def topic_label(key: str) -> str:
     """A topic's name in the page's language (configured topics without a label show their key)."""
-    return str(TOPIC_LABELS.get(key, key))
+    return topics.label(key, _)
 
 
 def status_label(status: str) -> str:

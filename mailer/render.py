@@ -29,6 +29,7 @@ from jinja2 import select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from core import i18n
+from core import topics
 from core.config import LOCALES
 from core.config import ROOT
 from mailer.blocks import runs
@@ -97,7 +98,7 @@ def inline_css(html: str) -> str:
 def topic_labels(locale: str) -> dict[str, str]:
     """The name readers see for each topic key (an unknown key is shown as it is)."""
     gettext = i18n.translations(locale).gettext
-    return {"policy": gettext("Policy"), "companies": gettext("Companies"), "data": gettext("Data")}
+    return {key: topics.label(key, gettext) for key in topics.LABELS}
 
 
 def topic_names(topics: tuple[str, ...] | list[str], locale: str) -> str:

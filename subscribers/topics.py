@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
-# Labels and one-line descriptions of the known topics; a topic added only in the
-# configuration is shown by its key until it gets a label here.
-TOPIC_LABELS: dict[str, tuple[Any, Any]] = {
-    "policy": (_l("Policy"), _l("Laws, regulations and government programmes for the industry.")),
-    "companies": (_l("Companies"), _l("News, results and strategy of the industry's companies.")),
-    "data": (_l("Data"), _l("Market figures, production statistics and trade data.")),
-}
+from core import topics as core_topics
+
 FORMAT_LABELS: dict[str, tuple[Any, Any]] = {
     "full": (_l("Full issue"), _l("Every article of your topics, in full.")),
     "digest": (_l("Digest"), _l("Headlines and summaries, with links to read more.")),
@@ -34,7 +31,7 @@ def topic_keys() -> list[str]:
 
 
 def topic_label(key: str) -> Any:
-    return TOPIC_LABELS.get(key, (key, ""))[0]
+    return LazyString(core_topics.label, key, gettext)
 
 
 def topic_choices() -> list[tuple[str, Any]]:
@@ -42,7 +39,7 @@ def topic_choices() -> list[tuple[str, Any]]:
 
 
 def topic_hint(key: str) -> Any:
-    return TOPIC_LABELS.get(key, (key, ""))[1]
+    return LazyString(core_topics.description, key, gettext)
 
 
 def topic_hints() -> dict[str, Any]:
