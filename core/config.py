@@ -4,13 +4,12 @@ Every key the application reads is listed in ``DEFAULTS`` with a comment saying 
 An operator sets any of them as an environment variable with the ``NEWSLETTER_`` prefix
 (``NEWSLETTER_DATABASE_URL``); values that look like JSON (numbers, ``true``, lists) are parsed
 as JSON, as Flask's ``from_prefixed_env`` does. The README's configuration table is generated
-from this mapping (``python -m core.config``) so the two cannot drift.
+from this mapping (``markdown_table()``; tests/test_config.py fails when it is stale).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -217,7 +216,3 @@ def markdown_table() -> str:
             shown = "`sqlite:///<project>/var/newsletter.db`"
         lines.append(f"| `{env_name(key)}` | {shown} | {meaning} |")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.stdout.write(markdown_table() + "\n")
