@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
+import redis as redis_lib
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
@@ -79,18 +79,26 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, folder = free_port(), tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(redis_command(port, folder), stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}"
-    client = redis.Redis.from_url(url)
+    client = redis_lib.Redis.from_url(url)
     wait_until(lambda: _pings(client), timeout=10)
     yield url
     process.terminate()
     process.wait(timeout=10)
 
 
-def _pings(client: redis.Redis) -> bool:
+def _pings(client: redis_lib.Redis) -> bool:
     try:
         return bool(client.ping())
-    except redis.ConnectionError:
+    except redis_lib.ConnectionError:
         return False
+
+
+@pytest.fixture(name="redis")
+def redis_client(redis_dbs: dict[str, str]) -> Iterator[redis_lib.Redis]:
+    """A client of the real Redis server, on the database the rate limiter uses."""
+    client = redis_lib.Redis.from_url(redis_dbs["limits"])
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +106,7 @@ def redis_dbs(redis_url: str) -> dict[str, str]:
     """Separate Redis databases for the broker and the rate limiter, emptied once per run."""
     urls = {"broker": f"{redis_url}/14", "limits": f"{redis_url}/15"}
     for url in urls.values():
-        redis.Redis.from_url(url).flushdb()
+        redis_lib.Redis.from_url(url).flushdb()
     return urls
 
 
@@ -255,7 +263,7 @@ def app(settings: dict[str, Any], redis_dbs: dict[str, str]) -> Iterator[Flask]:
     """The app on an empty database. No app context is left pushed: each request makes its own,
     as in production, so nothing cached on ``g`` leaks from one request to the next."""
     empty_tables(settings["DATABASE_URL"])
-    redis.Redis.from_url(redis_dbs["limits"]).flushdb()
+    redis_lib.Redis.from_url(redis_dbs["limits"]).flushdb()
     application = create_app({**settings, "TESTING": True})
     yield application
     application.extensions["db"].kw["bind"].dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
@@ -178,3 +180,16 @@ def test_editor_home_queues_a_test_email(client: FlaskClient, db: Session) -> No
     bad = client.post("/editor/", data={"address": "nope", "locale": "zh", "csrf_token": token})
     assert bad.status_code == 200 and "请输入电子邮箱地址" in bad.get_data(as_text=True)
     assert len(db.scalars(select(OutboxMessage)).all()) == 1
+
+
+def test_login_attempts_are_counted_in_redis(client: FlaskClient, db: Session, redis: Any) -> None:
+    """The limiter keeps its counters in the real Redis, so every web process shares them."""
+    make_editor(db)
+    assert redis.dbsize() == 0
+    token = csrf_token(client, "/editor/login")
+    client.post(
+        "/editor/login",
+        data={"email": "x@example.org", "password": "wrong password", "csrf_token": token},
+    )
+    keys = [key.decode() for key in redis.keys("*")]
+    assert any("login" in key for key in keys), keys
