@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from subscribers.service import UNSAFE_TEXT
 from subscribers.service import AddressError
 from subscribers.service import ImportRow
 from subscribers.service import email_hash
@@ -24,7 +25,6 @@ COLUMNS = ("email", "name", "organisation", "topics", "format", "language", "mem
 TRUE_WORDS = frozenset({"yes", "y", "true", "1", "是", "x"})
 FALSE_WORDS = frozenset({"no", "n", "false", "0", "否", ""})
 TOPIC_SEPARATORS = re.compile(r"[;|,\s、；]+")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Spreadsheets run cells that start with these as formulas; exported values get a quote first.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_LENGTHS = {"name": 100, "organisation": 200}
@@ -102,7 +102,7 @@ def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> Import
     texts: dict[str, str | None] = {}
     for name, limit in MAX_LENGTHS.items():
         value = _unquote(cells.get(name, "").strip())
-        if CONTROL.search(value):
+        if UNSAFE_TEXT.search(value):
             return RowError(line, "control", name)
         if len(value) > limit:
             return RowError(line, "too_long", name)

@@ -19,6 +19,7 @@ from mailer.models import OutboxMessage
 from mailer.render import render_pair
 from subscribers import links
 from subscribers.models import Subscriber
+from subscribers.service import UNSAFE_TEXT
 
 
 def _subscriber(db_session: Session, message: OutboxMessage) -> Subscriber:
@@ -29,8 +30,12 @@ def _subscriber(db_session: Session, message: OutboxMessage) -> Subscriber:
 
 
 def recipient(subscriber: Subscriber) -> str:
-    """The To value: the display name is RFC 2047 encoded and checked, never pasted raw."""
-    if not subscriber.name:
+    """The To value: the display name is RFC 2047 encoded and checked, never pasted raw.
+
+    A name that cannot sit in a header (stored before names were checked this strictly) is
+    left out: the email package would refuse it, and the message could never be sent.
+    """
+    if not subscriber.name or UNSAFE_TEXT.search(subscriber.name):
         return subscriber.email
     return mailbox(subscriber.name, subscriber.email)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,7 +34,6 @@ from subscribers.topics import topic_choices
 # Written to the consent record with each change made through these forms; change it
 # whenever the wording readers agree to changes.
 FORM_VERSION = "subscribe-2025-1"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def options(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
@@ -45,7 +43,7 @@ def options(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
 
 def no_control_characters(_form: FlaskForm, field: Field) -> None:
     """Refuse line breaks and other control characters (they could split an email header)."""
-    if field.data and _CONTROL.search(field.data):
+    if field.data and service.UNSAFE_TEXT.search(field.data):
         raise ValidationError(_l("Use letters, digits and punctuation only, on one line."))
 
 

@@ -9,6 +9,7 @@ runs after the caller's commit.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -51,6 +52,10 @@ PERSONAL_FIELDS = ("email", "name", "organisation")
 # Small enough that PostgreSQL looks each chunk up in the unique index rather than scanning
 # the table (with 500 values it scans, and an import of 100,000 rows slows to minutes).
 LOOKUP_CHUNK = 100
+# Characters no name or organisation may hold: controls (C0 and C1) and every character that
+# Python's str.splitlines, and so its email package, treats as a line break. A header holding
+# one is refused when the email is built, which would leave the message unsendable for good.
+UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class AddressError(ValueError):
@@ -119,6 +124,18 @@ def normalise(address: str) -> str:
     except EmailNotValidError as error:
         raise AddressError(str(error)) from None
     return result.ascii_email or result.normalized
+
+
+def canonical(address: str) -> str:
+    """The normalised form of ``address`` when it is valid, else the text as given.
+
+    For addresses that reach the service from outside the forms (bounce reports, say), so that
+    every spelling of one mailbox gets the same hash.
+    """
+    try:
+        return normalise(address)
+    except AddressError:
+        return address.strip()
 
 
 def email_hash(address: str) -> str:
@@ -215,7 +232,10 @@ def subscribe(
 
     A new, pending or unsubscribed address is sent a confirmation link (and stays as it is
     until the link is used); an active one is sent its preferences link, so that nobody can
-    change an active subscription by typing its address; a blocked one is sent nothing.
+    change an active subscription by typing its address; a blocked one is sent nothing. The
+    choices of someone who left are kept as they were, for the same reason: anyone can type
+    the address, and only the confirmation proves it is theirs (its page leads to the
+    preferences).
     """
     hashed = email_hash(address)
     subscriber = find(db_session, address)
@@ -236,8 +256,10 @@ def subscribe(
         )
         db_session.add(subscriber)
         changes = {"status": [None, "pending"], **apply(subscriber, _choice_values(choices))}
-    else:
+    elif subscriber.status == "pending":
         changes = apply(subscriber, _choice_values(choices))
+    else:
+        changes = {}
     record(db_session, subscriber, "subscribe", consent, changes)
     _queue(db_session, "confirm", subscriber, enqueue)
     return "confirm_sent"
@@ -336,6 +358,7 @@ def suppress(
     """Block ``address`` for good and stop its subscription; returns the subscriber, if any."""
     if reason not in STATUS_FOR_REASON:
         raise ValueError(f"unknown suppression reason {reason!r}")
+    address = canonical(address)
     hashed = email_hash(address)
     if not is_suppressed(db_session, hashed):
         db_session.add(Suppression(email_hash=hashed, reason=reason, note=note))

@@ -16,7 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailer.message import build_message
 from mailer.models import OutboxMessage
+from subscribers import emails
 from subscribers import links
 from subscribers import service
 from subscribers.models import ConsentEvent
@@ -252,12 +254,72 @@ def test_rate_limit_per_ip_covers_both_forms(app: Flask, client: FlaskClient) ->
     assert client.post("/preferences/link", data=link).status_code == 429
 
 
+def test_rate_limit_headers_do_not_tell_how_often_an_address_was_tried(app: Flask) -> None:
+    """Another visitor's submissions of an address leave no trace in the X-RateLimit headers."""
+
+    def headers(ip: str, address: str) -> dict[str, str]:
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = ip
+        response = client.post("/subscribe", data=signup_form(client, address, website="x"))
+        assert response.status_code == 200
+        return {k: v for k, v in response.headers.items() if k.startswith("X-RateLimit-")}
+
+    headers("192.0.2.1", "victim@example.com")
+    after_someone_else = headers("192.0.2.2", "victim@example.com")
+    untouched = headers("192.0.2.3", "fresh@example.com")
+    assert after_someone_else["X-RateLimit-Remaining"] == untouched["X-RateLimit-Remaining"]
+    assert after_someone_else["X-RateLimit-Limit"] == untouched["X-RateLimit-Limit"]
+
+
+# --- what a signup may change --------------------------------------------------------------
+
+
+def test_a_signup_does_not_rewrite_the_choices_of_someone_who_left(app: Flask, db: Session) -> None:
+    """Typing a departed reader's address sends them a confirmation but keeps their own choices."""
+    left = add_subscriber(
+        db, "left@example.com", status="unsubscribed", name="真名", locale="en", format="digest"
+    )
+    queued: list[int] = []
+    choices = service.Choices(topics=("data",), format="full", locale="zh", name="Mallory")
+    with app.app_context():
+        done = service.subscribe(
+            db, "left@example.com", choices, service.Consent(source="web"), queued.append
+        )
+        db.commit()
+    assert done == "confirm_sent" and len(queued) == 1
+    db.refresh(left)
+    assert (left.status, left.name, left.locale, left.format) == (
+        "unsubscribed",
+        "真名",
+        "en",
+        "digest",
+    )
+    assert left.topics == ("companies", "data", "policy")
+
+
+def test_a_suppression_covers_every_spelling_of_the_address(app: Flask, db: Session) -> None:
+    """Suppressing an address as a bounce report spells it blocks the form's normalised spelling."""
+    with app.app_context():
+        service.suppress(db, " User@BÜCHER.de ", "hard_bounce", service.Consent(source="bounce"))
+        db.commit()
+        typed = service.normalise("user@bücher.de")
+        assert service.is_suppressed(db, service.email_hash(typed))
+
+
 # --- injection through the name ----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "name",
-    ["Eve\r\nBcc: victim@example.net", "Eve\nX-Injected: 1", "Eve\x00", "Eve\u2028Bcc: x@y.z"],
+    [
+        "Eve\r\nBcc: victim@example.net",
+        "Eve\nX-Injected: 1",
+        "Eve\x00",
+        "Eve\u2028Bcc: x@y.z",
+        # Python's email package splits headers on these too (they are str.splitlines breaks).
+        "Eve\x85Bcc: x@y.z",
+        "Eve\x1cBcc: x@y.z",
+    ],
 )
 def test_line_breaks_in_the_name_are_refused(client: FlaskClient, name: str) -> None:
     """A name that could split a header is refused on the form, with a plain message."""
@@ -265,6 +327,14 @@ def test_line_breaks_in_the_name_are_refused(client: FlaskClient, name: str) -> 
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and 'id="name-error"' in page
     assert "请只使用文字、数字和标点" in page
+
+
+def test_a_stored_name_that_cannot_be_a_header_is_left_out_of_to(app: Flask) -> None:
+    """A name kept from before the stricter check gives a To of the bare address, and mail is built."""
+    subscriber = Subscriber(email="eve@example.com", name="Eve\x85Bcc: x@example.net")
+    to = emails.recipient(subscriber)
+    message = build_message({"From": "n@example.org", "To": to, "Subject": "s"}, "text")
+    assert to == "eve@example.com" and message["Bcc"] is None
 
 
 def test_markup_and_header_syntax_in_the_name_stay_text(
