@@ -14,9 +14,12 @@ signing would break the signature.
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.header import Header
 from email.header import decode_header
 from email.headerregistry import Address
@@ -31,8 +34,12 @@ from core.db import utcnow
 from mailer import dkim
 from mailer.render import RenderedSegment
 from mailer.segments import Recipient
+from mailer.segments import clean_name
 
-_FORBIDDEN = re.compile(r"[\r\n\x00]")
+# CR, LF and NUL, and the other characters Python's str.splitlines() treats as line breaks:
+# the email package splits header values on those too.
+_INJECTION = re.compile(r"[\r\n\x00]")
+_FORBIDDEN = re.compile("[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 class HeaderInjection(ValueError):
@@ -105,21 +112,36 @@ def build_message(
 # RFC 5322's hard limit on a header line, CRLF not counted.
 MAX_LINE = 998
 _URL_BREAKERS = re.compile(r"[\s<>,\"]")
+# A phrase made only of atoms and spaces needs neither quoting nor encoding (RFC 5322 3.2.3).
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+_UTF8_HEADERS = SMTP_POLICY.clone(utf8=True)
+_PART_HEAD = (
+    'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n'
+)
 
 
 class FixedMessage(EmailMessage):
     """A finished message whose bytes are final: serialising it returns exactly those bytes.
 
     Whatever policy a sender asks for, nothing is refolded or re-encoded, so the bytes a
-    DKIM signature was made over are the bytes that go out.
+    DKIM signature was made over are the bytes that go out. Parsing the bytes back into
+    headers and parts costs as much as building them, and the send path only needs the
+    bytes, so the message is parsed the first time anything else is read from it.
     """
 
-    fixed: bytes | None = None
+    def __init__(self, payload: bytes) -> None:
+        # No EmailMessage.__init__: its attributes come from parsing ``payload`` on demand.
+        self.fixed = payload
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or "fixed" not in self.__dict__ or "_headers" in self.__dict__:
+            raise AttributeError(name)
+        parsed = BytesParser(policy=SMTP_POLICY).parsebytes(self.fixed)
+        self.__dict__.update(vars(parsed))
+        return getattr(self, name)
 
     def as_bytes(self, unixfrom: bool = False, policy: Policy | None = None) -> bytes:
-        if self.fixed is not None:
-            return self.fixed
-        return super().as_bytes(unixfrom, policy)
+        return self.fixed
 
 
 def check_url(name: str, url: str) -> str:
@@ -132,27 +154,104 @@ def check_url(name: str, url: str) -> str:
     return url
 
 
-def list_header_lines(config: Mapping[str, Any], unsubscribe_url: str) -> bytes:
-    """List-Id, List-Unsubscribe and List-Unsubscribe-Post, encoded and folded by hand.
+def phrase(text: str, header: str) -> str:
+    """``text`` as an RFC 5322 phrase: as it is, quoted, or as encoded-words when not ASCII.
 
-    The unsubscribe URL stays whole on its line (up to 998 characters, as RFC 5322 allows)
-    and the mailto follows on a folded line.
+    Encoded-words are folded with CRLF, so a long name never puts a bare LF on the wire.
     """
-    name = Header(check_header("List-Id", str(config["MAIL_FROM_NAME"])), "utf-8").encode()
+    if not text.isascii():
+        return Header(text, "utf-8", header_name=header).encode(linesep="\r\n")
+    if _ATOMS.fullmatch(text) and "=?" not in text:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def folded(name: str, value: str, address: str = "") -> bytes:
+    """One header, encoded and folded by the email package, CRLF line ends.
+
+    An ``address`` that is not ASCII cannot be an encoded-word (RFC 2047 section 5), so its
+    header is written in UTF-8 as RFC 6532 allows; the relay then asks for SMTPUTF8.
+    """
+    policy = SMTP_POLICY if address.isascii() else _UTF8_HEADERS
+    line: str = policy.header_factory(name, check_header(name, value)).fold(policy=policy)
+    return line.encode("utf-8")
+
+
+def checked_head(head: bytes) -> bytes:
+    """``head`` if every line ends in CRLF, holds no other CR or LF, and fits 998 octets."""
+    lines = head.split(b"\r\n")
+    if lines[-1] or any(b"\r" in line or b"\n" in line or len(line) > MAX_LINE for line in lines):
+        raise ValueError("A header line is too long or holds a stray line break.")
+    return head
+
+
+@dataclass(frozen=True)
+class IssueMail:
+    """What one segment's email has in common for every recipient, built and checked once.
+
+    ``message(recipient)`` then only fills the slots, encodes both parts and writes the few
+    headers that differ per recipient; the send path makes one IssueMail per segment.
+    """
+
+    rendered: RenderedSegment
+    config: Mapping[str, Any]
+    list_id: bytes
+    mailto: str
+    sender: bytes
+    rest: bytes
+
+    def message(self, recipient: Recipient, message_id: str | None = None) -> FixedMessage:
+        """The email for ``recipient``; refused like ``issue_message``."""
+        personal = self.rendered.personalise(recipient)
+        # A line break in the name is an injection attempt and refused; other control
+        # characters are only dropped, as in the greeting.
+        if _INJECTION.search(recipient.name or ""):
+            raise HeaderInjection("To")
+        to = mailbox(clean_name(recipient.name), recipient.email)
+        boundary = f"==============={secrets.randbelow(10**19):019d}=="
+        unsubscribe = check_url("List-Unsubscribe", recipient.unsubscribe_url)
+        identifier = message_id or make_message_id(self.config["MESSAGE_ID_DOMAIN"])
+        head = b"".join(
+            [
+                self.list_id,
+                f"List-Unsubscribe: <{unsubscribe}>,\r\n <{self.mailto}>\r\n".encode("ascii"),
+                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+                self.sender,
+                folded("To", to, recipient.email),
+                folded("Message-ID", identifier).join(self.rest.split(b"\0", 1)),
+                f"Date: {format_datetime(utcnow())}\r\nMIME-Version: 1.0\r\n".encode("ascii"),
+                f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode(),
+            ]
+        )
+        payload = checked_head(head) + _body(boundary, personal.text, personal.html)
+        if dkim.enabled(self.config):
+            payload = dkim.sign(payload, self.config)
+        return FixedMessage(payload)
+
+
+def issue_mail(rendered: RenderedSegment, config: Mapping[str, Any]) -> IssueMail:
+    """The per-segment part of an issue email: list headers, From, Subject, Reply-To."""
+    name = check_header("List-Id", str(config["MAIL_FROM_NAME"]))
     list_id = check_header("List-Id", str(config["LIST_ID"]))
+    label = f"{phrase(name, 'List-Id')} <{list_id}>" if name else f"<{list_id}>"
     mailto = check_url(
         "List-Unsubscribe", f"mailto:{config['UNSUBSCRIBE_MAILTO']}?subject=unsubscribe"
     )
-    lines = [
-        f"List-Id: {name} <{list_id}>",
-        f"List-Unsubscribe: <{check_url('List-Unsubscribe', unsubscribe_url)}>,",
-        f" <{mailto}>",
-        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-    ]
-    for line in lines:
-        if len(line) > MAX_LINE or not line.isascii():
-            raise ValueError(f"A list header line is too long or not ASCII: {line[:60]}…")
-    return "".join(line + "\r\n" for line in lines).encode("ascii")
+    # Subject and Reply-To come between the per-recipient To and Date; a NUL marks where the
+    # Message-ID goes (check_header refuses NUL in any value, so none can be there already).
+    rest = [folded("Subject", rendered.subject), b"\0"]
+    if config.get("MAIL_REPLY_TO"):
+        rest.append(folded("Reply-To", str(config["MAIL_REPLY_TO"])))
+    return IssueMail(
+        rendered=rendered,
+        config=config,
+        list_id=checked_head(f"List-Id: {label}\r\n".encode("ascii")),
+        mailto=mailto,
+        sender=folded(
+            "From", mailbox(config["MAIL_FROM_NAME"], config["MAIL_FROM"]), config["MAIL_FROM"]
+        ),
+        rest=b"".join(rest),
+    )
 
 
 def issue_message(
@@ -164,29 +263,34 @@ def issue_message(
     """The email of one issue for one recipient: slots filled, headers checked, signed if set.
 
     Raises HeaderInjection for a header value with a line break, ValueError for an
-    unusable URL and ``dkim.DkimError`` for DKIM settings that cannot sign.
+    unusable URL and ``dkim.DkimError`` for DKIM settings that cannot sign. To send many,
+    make ``issue_mail`` once and call its ``message`` per recipient.
     """
-    personal = rendered.personalise(recipient)
-    headers = {
-        "From": mailbox(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
-        "To": mailbox(recipient.name or "", recipient.email),
-        "Subject": rendered.subject,
-        "Message-ID": message_id or make_message_id(config["MESSAGE_ID_DOMAIN"]),
-    }
-    if config.get("MAIL_REPLY_TO"):
-        headers["Reply-To"] = config["MAIL_REPLY_TO"]
-    message = build_message(headers, personal.text, personal.html, cte="base64")
-    payload = list_header_lines(config, recipient.unsubscribe_url) + message.as_bytes(
-        policy=SMTP_POLICY
+    return issue_mail(rendered, config).message(recipient, message_id)
+
+
+def _body(boundary: str, text: str, html: str) -> bytes:
+    """The multipart/alternative body: text first, then HTML, each UTF-8 in base64.
+
+    Lines end in CRLF inside the encoding too, the canonical form of text (RFC 2046 4.1.1),
+    as the email package writes it; base64 keeps every line at 76 octets and 7-bit clean.
+    """
+    delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    return b"".join(
+        [
+            delimiter,
+            _PART_HEAD.format(subtype="plain").encode("ascii"),
+            b"\r\n",
+            _base64(text),
+            delimiter,
+            _PART_HEAD.format(subtype="html").encode("ascii"),
+            b"\r\n",
+            _base64(html),
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        ]
     )
-    if dkim.enabled(config):
-        payload = dkim.sign(payload, config)
-    return fixed(payload)
 
 
-def fixed(payload: bytes) -> FixedMessage:
-    """``payload`` parsed for reading, and kept as the bytes to send."""
-    message = BytesParser(_class=FixedMessage, policy=SMTP_POLICY).parsebytes(payload)
-    assert isinstance(message, FixedMessage)
-    message.fixed = payload
-    return message
+def _base64(content: str) -> bytes:
+    canonical = b"\r\n".join(content.encode("utf-8").splitlines()) + b"\r\n"
+    return base64.encodebytes(canonical).replace(b"\n", b"\r\n")

@@ -47,7 +47,7 @@ def config(**overrides: Any) -> dict[str, Any]:
 
 def expected_numbers(topics: tuple[str, ...]) -> set[int]:
     """Article numbers a reader of ``topics`` must get, worked out from the section names."""
-    wanted = set()
+    wanted: set[int] = set()
     for part in numbered(seed()):
         if part.name in EVERYONE_SECTIONS or SECTION_TOPIC[part.name] in topics:
             wanted.update(entry.number for entry in part.entries)
