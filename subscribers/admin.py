@@ -6,8 +6,6 @@ commit, and redirect back with a message.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +49,12 @@ from subscribers.models import Subscriber
 
 bp = Blueprint("subscribers_admin", __name__, url_prefix="/editor/subscribers")
 PAGE_SIZE = 50
+# The list's filters: the only query arguments its links carry on (any other key would reach
+# url_for as one of its own keywords, such as _scheme or endpoint).
+FILTERS = ("q", "status", "topic", "format", "member")
+# Ids beyond the databases' INTEGER range are not found, rather than a database error.
+SUBSCRIBER = "<int(max=2147483647):subscriber_id>"
+JOB = "<int(max=2147483647):job_id>"
 Page = str | BaseResponse | tuple[str, int]
 
 ACTION_LABELS: dict[str, Any] = {
@@ -70,6 +74,10 @@ CSV_ERRORS: dict[str, Any] = {
     ),
     "empty": _l("The file is empty."),
     "no_email_column": _l("The first line must name the columns, and one of them must be “email”."),
+    "unreadable": _l(
+        "Line %(line)s cannot be read: a cell there is far too long, perhaps because a quotation"
+        " mark is not closed."
+    ),
 }
 ROW_ERRORS: dict[str, Any] = {
     "email": _l("not an email address: “%(value)s”"),
@@ -136,7 +144,7 @@ def _filter_form() -> FilterForm:
     form = FilterForm(request.args)
     if not form.validate():
         # Unknown filter values (an edited URL) are dropped rather than answered with an error.
-        for name in ("status", "topic", "format", "member"):
+        for name in FILTERS:
             if getattr(form, name).errors:
                 getattr(form, name).data = ""
     return form
@@ -145,19 +153,20 @@ def _filter_form() -> FilterForm:
 @bp.get("/")
 def index() -> Page:
     form = _filter_form()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     query = filtered(form)
     db_session = db.session()
     total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    pages = max(((total or 0) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
     rows = db_session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    arguments = {key: value for key, value in request.args.items() if key != "page" and value}
+    arguments = {name: getattr(form, name).data for name in FILTERS if getattr(form, name).data}
     return render_template(
         "web/subscribers_admin/list.html",
         form=form,
         rows=rows,
         total=total or 0,
         page=page,
-        pages=max(((total or 0) + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        pages=pages,
         arguments=arguments,
         topics=topics,
     )
@@ -182,7 +191,7 @@ def export() -> Response:
 
 def export_row(row: Subscriber) -> tuple[str, ...]:
     return (
-        row.email,
+        csvfile.safe_cell(row.email),
         csvfile.safe_cell(row.name),
         csvfile.safe_cell(row.organisation),
         ";".join(row.topics),
@@ -196,7 +205,7 @@ def export_row(row: Subscriber) -> tuple[str, ...]:
 # --- one subscriber ----------------------------------------------------------------------
 
 
-@bp.get("/<int:subscriber_id>")
+@bp.get(f"/{SUBSCRIBER}")
 def detail(subscriber_id: int) -> Page:
     subscriber = _subscriber_or_404(subscriber_id)
     events = db.session().scalars(
@@ -230,10 +239,13 @@ def _form_errors(form: Any) -> None:
             flash(str(error), "error")
 
 
-@bp.post("/<int:subscriber_id>/member")
+@bp.post(f"/{SUBSCRIBER}/member")
 def member(subscriber_id: int) -> BaseResponse:
     subscriber = _subscriber_or_404(subscriber_id)
     form = MemberForm()
+    if subscriber.erased_at is not None:
+        flash(_("This subscriber's data is already erased."), "info")
+        return _back(subscriber)
     if not form.validate_on_submit():
         _form_errors(form)
         return _back(subscriber)
@@ -245,7 +257,7 @@ def member(subscriber_id: int) -> BaseResponse:
     return _back(subscriber)
 
 
-@bp.post("/<int:subscriber_id>/unsubscribe")
+@bp.post(f"/{SUBSCRIBER}/unsubscribe")
 def unsubscribe(subscriber_id: int) -> BaseResponse:
     subscriber = _subscriber_or_404(subscriber_id)
     with db.transaction() as db_session:
@@ -254,7 +266,7 @@ def unsubscribe(subscriber_id: int) -> BaseResponse:
     return _back(subscriber)
 
 
-@bp.post("/<int:subscriber_id>/suppress")
+@bp.post(f"/{SUBSCRIBER}/suppress")
 def suppress(subscriber_id: int) -> BaseResponse:
     subscriber = _subscriber_or_404(subscriber_id)
     if subscriber.erased_at is None:
@@ -264,7 +276,7 @@ def suppress(subscriber_id: int) -> BaseResponse:
     return _back(subscriber)
 
 
-@bp.post("/<int:subscriber_id>/erase")
+@bp.post(f"/{SUBSCRIBER}/erase")
 def erase(subscriber_id: int) -> BaseResponse:
     subscriber = _subscriber_or_404(subscriber_id)
     form = EraseForm()
@@ -302,8 +314,9 @@ def _create_job(form: ImportForm, limit: int) -> ImportJob | None:
     try:
         text = csvfile.decode(data)
         csvfile.header(text)
+        total_rows = csvfile.count_rows(text)
     except csvfile.CsvError as error:
-        form.file.errors.append(str(CSV_ERRORS[error.code]))
+        form.file.errors.append(csv_error_text(error))
         return None
     editor = auth.current_editor()
     with db.transaction() as db_session:
@@ -312,17 +325,21 @@ def _create_job(form: ImportForm, limit: int) -> ImportJob | None:
             filename=(upload.filename or "upload.csv")[:200],
             content=text,
             consent_source=form.consent_source.data,
-            total_rows=max(sum(1 for _row in csv.reader(io.StringIO(text))) - 1, 0),
+            total_rows=total_rows,
         )
         db_session.add(job)
     return job
+
+
+def csv_error_text(error: csvfile.CsvError) -> str:
+    return str(CSV_ERRORS[error.code]) % {"line": error.detail}
 
 
 def row_error_text(error: csvfile.RowError) -> str:
     return str(ROW_ERRORS[error.code]) % {"value": error.value}
 
 
-@bp.get("/import/<int:job_id>")
+@bp.get(f"/import/{JOB}")
 def import_status(job_id: int) -> Page:
     job = db.session().get(ImportJob, job_id) or abort(404)
     preview = None
@@ -338,7 +355,7 @@ def import_status(job_id: int) -> Page:
     )
 
 
-@bp.post("/import/<int:job_id>/run")
+@bp.post(f"/import/{JOB}/run")
 def import_run(job_id: int) -> BaseResponse:
     with db.transaction() as db_session:
         job = db_session.get(ImportJob, job_id) or abort(404)
@@ -348,7 +365,7 @@ def import_run(job_id: int) -> BaseResponse:
     return redirect(url_for(".import_status", job_id=job_id))
 
 
-@bp.post("/import/<int:job_id>/discard")
+@bp.post(f"/import/{JOB}/discard")
 def import_discard(job_id: int) -> BaseResponse:
     with db.transaction() as db_session:
         job = db_session.get(ImportJob, job_id) or abort(404)

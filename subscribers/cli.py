@@ -20,7 +20,7 @@ from subscribers import csvfile
 from subscribers import imports
 from subscribers import service
 from subscribers import topics
-from subscribers.admin import CSV_ERRORS
+from subscribers.admin import csv_error_text
 from subscribers.admin import export_row
 from subscribers.admin import row_error_text
 from subscribers.models import Subscriber
@@ -86,8 +86,9 @@ def _read(path: Path) -> str:
     try:
         text = csvfile.decode(data)
         csvfile.header(text)
+        csvfile.count_rows(text)
     except csvfile.CsvError as error:
-        raise click.UsageError(str(CSV_ERRORS[error.code])) from None
+        raise click.UsageError(csv_error_text(error)) from None
     return text
 
 

@@ -14,12 +14,16 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from subscribers.service import UNSAFE_TEXT
 from subscribers.service import AddressError
 from subscribers.service import ImportRow
 from subscribers.service import email_hash
 from subscribers.service import normalise
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 COLUMNS = ("email", "name", "organisation", "topics", "format", "language", "member")
 TRUE_WORDS = frozenset({"yes", "y", "true", "1", "是", "x"})
@@ -50,15 +54,45 @@ def decode(data: bytes) -> str:
     """The file's text: UTF-8 (with or without the BOM Excel writes), else GB18030."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return data.decode(encoding)
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
+        # GB18030 decodes UTF-16 and binary files too, but a text file holds no NUL (and
+        # PostgreSQL cannot store one).
+        if "\x00" not in text:
+            return text
+        break
     raise CsvError("encoding")
+
+
+def _reader(text: str) -> Reader:
+    # newline="" hands line breaks to the csv module, which also ends lines on a bare CR (as
+    # Excel for Mac writes them) instead of failing on it.
+    return csv.reader(io.StringIO(text, newline=""))
+
+
+def count_rows(text: str) -> int:
+    """The number of data lines; raises CsvError when a line cannot be read as CSV at all.
+
+    The only such case for the default dialect is a cell beyond the csv module's size limit,
+    most often a quotation mark that is never closed. ``detail`` is the line it starts on.
+    """
+    reader = _reader(text)
+    rows, start = 0, 1
+    try:
+        for _cells in reader:
+            rows, start = rows + 1, reader.line_num + 1
+    except csv.Error:
+        raise CsvError("unreadable", str(start)) from None
+    return max(rows - 1, 0)
 
 
 def header(text: str) -> list[str]:
     """The checked header row, lower-cased; raises CsvError when ``email`` is missing."""
-    first = next(csv.reader(io.StringIO(text)), None)
+    try:
+        first = next(_reader(text), None)
+    except csv.Error:
+        raise CsvError("unreadable", "1") from None
     if not first:
         raise CsvError("empty")
     names = [name.strip().lower() for name in first]
@@ -76,7 +110,7 @@ def parse(
     found across the whole file, including the skipped part.
     """
     names = header(text)
-    reader = csv.reader(io.StringIO(text))
+    reader = _reader(text)
     next(reader)
     seen: dict[str, int] = {}
     for index, cells in enumerate(reader):
@@ -94,7 +128,7 @@ def parse(
 
 def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> ImportRow | RowError:
     """One data line, checked and normalised, or the first problem found in it."""
-    raw_email = cells.get("email", "").strip()
+    raw_email = _unquote(cells.get("email", "").strip())
     try:
         email = normalise(raw_email)
     except AddressError:
@@ -133,9 +167,15 @@ def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> Import
     )
 
 
+def _formula_like(text: str) -> bool:
+    # Values already starting with quotes before a formula character are quoted once more, so
+    # that removing exactly one quote on import gives back every value exactly.
+    return text.lstrip("'").startswith(FORMULA_START)
+
+
 def _unquote(value: str) -> str:
     # Undo the quote our own export puts before formula-like values, so a round trip is exact.
-    if value.startswith("'") and value[1:2] in FORMULA_START:
+    if value.startswith("'") and _formula_like(value):
         return value[1:]
     return value
 
@@ -143,7 +183,7 @@ def _unquote(value: str) -> str:
 def safe_cell(value: str | None) -> str:
     """A value that a spreadsheet shows as text, never runs as a formula."""
     text = value or ""
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if _formula_like(text) else text
 
 
 def export_lines(rows: Iterable[tuple[str, ...]]) -> Iterator[str]:

@@ -159,7 +159,11 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Search"), filters=[_strip], validators=[Optional(), Length(max=254)])
+    q = StringField(
+        _l("Search"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=254), no_control_characters],
+    )
     status = SelectField(_l("Status"), validators=[Optional()])
     topic = SelectField(_l("Topic"), validators=[Optional()])
     format = SelectField(_l("Format"), validators=[Optional()])

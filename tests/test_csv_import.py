@@ -239,3 +239,50 @@ def test_a_file_over_the_size_limit_is_refused(
     app.config["IMPORT_MAX_BYTES"] = 1_000_000
     page = _upload(client, GOOD + "x@example.com,\n" * 80_000)
     assert "文件大于 1 MB" in page and _count(db, ImportJob) == 0
+
+
+def test_classic_mac_line_endings_are_read(client: FlaskClient, db: Session) -> None:
+    """A file whose lines end in a bare CR (Excel for Mac's “CSV (Macintosh)”) is previewed."""
+    _admin(client, db)
+    page = _upload(client, GOOD.replace("\n", "\r") + "second@example.com,,,,,,\r")
+    counts = dict(re.findall(r'id="count-(\w+)">(\d+)<', page))
+    assert counts == {"new": "2", "existing": "0", "blocked": "0", "errors": "0"}
+
+
+def test_a_cell_too_long_for_csv_is_refused_plainly(client: FlaskClient, db: Session) -> None:
+    """A cell beyond the CSV reader's limit (an unclosed quote, say) gets one sentence, no job."""
+    _admin(client, db)
+    page = _upload(client, 'email,name\na@example.com,ok\nb@example.com,"' + "x" * 200_000)
+    assert "第 3 行" in page and "引号" in page and _count(db, ImportJob) == 0
+
+
+def test_nul_bytes_and_utf16_are_refused_as_not_text(client: FlaskClient, db: Session) -> None:
+    """A file with NUL characters (UTF-16, or binary) is refused as not UTF-8 text; no job."""
+    _admin(client, db)
+    assert "既不是 UTF-8 也不是 GB18030" in _upload(client, GOOD.encode("utf-16"))
+    assert "既不是 UTF-8 也不是 GB18030" in _upload(client, b"email\na@example.com\x00\n")
+    assert _count(db, ImportJob) == 0
+
+
+def test_line_separators_in_names_are_refused() -> None:
+    """Unicode line breaks that would make an email unsendable are refused like control characters."""
+    text = "email,name\na@example.com,A\u2028B\nb@example.com,C\x85D\n"
+    errors = [(r.line, r.code) for _, r in csvfile.parse(text, TOPICS)]
+    assert errors == [(2, "control"), (3, "control")]
+
+
+def test_addresses_that_look_like_formulas_are_defused_and_round_trip(
+    client: FlaskClient, db: Session
+) -> None:
+    """An address starting with = or - is exported quoted, and every value imports back exactly."""
+    _admin(client, db)
+    add_subscriber(db, "=cmd|'/Ccalc'!A0@example.com", name="'=quoted")
+    add_subscriber(db, "-2+3@example.com")
+    text = client.get("/editor/subscribers/export.csv").get_data(as_text=True)
+    lines = text.lstrip("\ufeff").splitlines()[1:]
+    assert all(line.startswith("'") for line in lines), lines
+    rows = [item for _, item in csvfile.parse(text.lstrip("\ufeff"), TOPICS)]
+    assert {(r.email, r.name) for r in rows if isinstance(r, ImportRow)} == {
+        ("=cmd|'/Ccalc'!A0@example.com", "'=quoted"),
+        ("-2+3@example.com", None),
+    }

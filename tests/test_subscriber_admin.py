@@ -150,3 +150,40 @@ def test_erase_removes_personal_data_and_keeps_the_block(
     assert client.get(unsubscribe_path).status_code == 400  # old links die with the data
     export = client.get(LIST + "export.csv").get_data(as_text=True)
     assert "erased" not in export and len(export.strip().splitlines()) == 1
+
+
+def test_hostile_list_parameters_get_a_page_not_an_error(client: FlaskClient, db: Session) -> None:
+    """Edited URLs (url_for's own keywords, a NUL, a huge page) get the list, never a 500."""
+    _admin(client, db)
+    for n in range(52):
+        add_subscriber(db, f"bulk{n:02d}@example.org")
+    for query in ("?endpoint=x", "?_method=DELETE", "?q=%00", "?q=a%0Ab", "?page=zz"):
+        assert client.get(LIST + query).status_code == 200, query
+        assert client.get(LIST + "export.csv" + query).status_code == 200, query
+    assert "请只使用文字、数字和标点" in client.get(LIST + "?q=%00").get_data(as_text=True)
+    far = client.get(LIST + "?page=99999999999999999999999")
+    assert far.status_code == 200 and "第 2 / 2 页" in far.get_data(as_text=True)
+    crafted = client.get(LIST + "?_external=1&_scheme=javascript&_anchor=x").get_data(as_text=True)
+    assert "javascript:" not in crafted and "#x" not in crafted and 'rel="next"' in crafted
+
+
+def test_ids_beyond_the_integer_range_are_not_found(client: FlaskClient, db: Session) -> None:
+    """A subscriber or import id too large for the database is a 404, not a database error."""
+    _admin(client, db)
+    huge = "99999999999999999999999"
+    assert client.get(f"{LIST}{huge}").status_code == 404
+    assert client.get(f"{LIST}import/{huge}").status_code == 404
+    token = csrf_token(client, LIST)
+    assert client.post(f"{LIST}{huge}/unsubscribe", data={"csrf_token": token}).status_code == 404
+
+
+def test_an_erased_subscriber_gets_no_personal_data_back(client: FlaskClient, db: Session) -> None:
+    """After an erase the member form cannot store an organisation on the anonymous row again."""
+    _admin(client, db)
+    subscriber = add_subscriber(db, "gone@example.com", organisation="某单位")
+    _post(client, subscriber, "erase", block="y", sure="y")
+    _post(client, subscriber, "member", member="y", organisation="新单位")
+    db.expire_all()
+    row = db.get(Subscriber, subscriber.id)
+    assert row is not None and row.organisation is None and not row.member
+    assert [e.action for e in db.scalars(select(ConsentEvent))] == ["erase"]
