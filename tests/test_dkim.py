@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ from mailer.message import issue_message
 from mailer.render import render_segment
 from mailer.segments import Recipient
 from mailer.segments import make_segment
-from mailer.smtp import SMTP_POLICY
 from mailer.smtp import Relay
 from tests.conftest import SmtpSink
 from tests.test_segments import TOPICS
@@ -144,3 +144,18 @@ def test_a_file_that_is_not_a_key_is_refused(tmp_path: Path) -> None:
     bogus.write_text("not a key\n")
     with pytest.raises(DkimError, match="cannot sign"):
         signed_bytes(signing_config(bogus))
+
+
+def test_signature_survives_refolding_and_uses_no_body_length(
+    key_pair: tuple[Path, bytes],
+) -> None:
+    """A relay that unfolds or refolds headers does not break it, and no l= tag lets a tail in."""
+    path, record = key_pair
+    wire = signed_bytes(signing_config(path))
+    head, body = wire.split(b"\r\n\r\n", 1)
+    signature = re.sub(rb"\r\n\s+", b" ", head.split(b"\r\nList-Id:", 1)[0])
+    assert b" l=" not in signature and b";l=" not in signature
+    unfolded = head.replace(b">,\r\n <mailto:", b">, <mailto:")
+    refolded = unfolded.replace(b"Subject: ", b"Subject:\r\n\t ", 1)
+    assert refolded != head
+    assert dkim.verify(refolded + b"\r\n\r\n" + body, dnsfunc=dns(record))

@@ -99,7 +99,7 @@ def test_fixed_text_follows_the_language() -> None:
         "Issue no. 361 · February 2023",
     ):
         assert words in en.html
-    assert '<html lang="zh-CN">' in zh.html and '<html lang="en">' in en.html
+    assert '<html lang="zh-CN" dir="ltr">' in zh.html and '<html lang="en" dir="ltr">' in en.html
     assert zh.subject == "天堂之芯 · 第361期 · 2023年2月"
 
 
@@ -200,3 +200,17 @@ def test_the_test_email_still_renders() -> None:
     """render_pair, which the outbox's test email uses, keeps working beside issue rendering."""
     html, text = render_pair("test", "zh", base_url="https://x.test", requested_by=None)
     assert "<table" in html and "https://x.test" in text
+
+
+@pytest.mark.parametrize(("locale", "lang"), [("zh", "zh-CN"), ("en", "en")])
+def test_language_and_direction_survive_clients_that_drop_the_html_element(
+    locale: str, lang: str
+) -> None:
+    """<html> and a wrapper inside <body> both say the language and left-to-right direction."""
+    html = render_segment(seed(), make_segment(["data"], "digest", locale, TOPICS), config()).html
+    assert f'<html lang="{lang}" dir="ltr">' in html
+    body = html.split("<body", 1)[1]
+    wrapper = re.search(r'<div role="article" aria-roledescription="email"[^>]*>', body)
+    assert wrapper is not None and body.index(wrapper.group()) < body.index("<table")
+    assert f'lang="{lang}"' in wrapper.group() and 'dir="ltr"' in wrapper.group()
+    assert not re.search(r"""(src|background)=|<link|url\(""", html)
