@@ -201,6 +201,7 @@ def preferences(token: str) -> Page:
         topics=topics,
         unsubscribe_token=links.unsubscribe_token(subscriber),
         button=ButtonForm(),
+        blocked=service.is_blocked(db.session(), subscriber),
     )
 
 
@@ -257,7 +258,8 @@ def unsubscribe_action(token: str) -> Page:
     with db.transaction() as db_session:
         service.unsubscribe(db_session, subscriber, _consent("one-click" if one_click else "web"))
     if one_click:
-        return _render("left.html", form=ButtonForm(), token=token, blocked=False)
+        blocked = service.is_blocked(db.session(), subscriber)
+        return _render("left.html", form=ButtonForm(), token=token, blocked=blocked)
     return redirect(url_for(".unsubscribe_page", token=token))
 
 

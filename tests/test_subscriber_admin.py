@@ -187,3 +187,18 @@ def test_an_erased_subscriber_gets_no_personal_data_back(client: FlaskClient, db
     row = db.get(Subscriber, subscriber.id)
     assert row is not None and row.organisation is None and not row.member
     assert [e.action for e in db.scalars(select(ConsentEvent))] == ["erase"]
+
+
+def test_every_editor_action_needs_the_csrf_token(client: FlaskClient, db: Session) -> None:
+    """Each POST of the subscriber pages without its CSRF token is refused and changes nothing."""
+    _admin(client, db)
+    subscriber = add_subscriber(db, "a@example.com")
+    for action in ("member", "unsubscribe", "suppress", "erase"):
+        response = client.post(f"{LIST}{subscriber.id}/{action}", data={"sure": "y", "member": "y"})
+        assert response.status_code == 400, action
+    assert client.post(f"{LIST}import", data={"consent_source": "xxxxx"}).status_code == 400
+    after = fresh(db, "a@example.com")
+    assert after is not None and (after.status, after.member) == ("active", False)
+    assert (
+        db.scalars(select(ConsentEvent)).all() == [] and db.scalars(select(Suppression)).all() == []
+    )

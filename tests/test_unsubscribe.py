@@ -144,3 +144,46 @@ def test_suppressed_address_cannot_come_back_through_the_page(
     )
     assert response.status_code == 409 and "无法接收" in response.get_data(as_text=True)
     assert _status(db, "a@example.com") == "complained"
+
+
+def test_every_link_works_only_for_its_own_purpose(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """Each signed token opens its own page only; over-long tokens are refused; nothing changes."""
+    subscriber = add_subscriber(db, "a@example.com")
+    tokens = {
+        kind: path_of(app, kind, subscriber).rsplit("/", 1)[1]
+        for kind in ("confirm", "preferences", "unsubscribe")
+    }
+    for kind, token in tokens.items():
+        for route in ("confirm", "preferences", "unsubscribe", "resubscribe"):
+            if route == kind or (kind, route) == ("unsubscribe", "resubscribe"):
+                continue  # the page after leaving resubscribes with the unsubscribe token
+            form = {"csrf_token": csrf_token(client, "/subscribe"), "List-Unsubscribe": "One-Click"}
+            response = client.post(f"/{route}/{token}", data=form)
+            assert response.status_code == 400, (kind, route)
+    assert client.get("/preferences/" + "A" * 100_000).status_code == 400
+    assert _status(db, "a@example.com") == "active"
+    assert db.scalars(select(ConsentEvent)).all() == []
+
+
+def test_one_click_by_a_blocked_address_offers_no_way_back(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """The page after a one-click POST offers to resubscribe only when that could work."""
+    subscriber = add_subscriber(db, "a@example.com")
+    db.add(Suppression(email_hash=email_hash("a@example.com"), reason="manual"))
+    db.commit()
+    path = path_of(app, "unsubscribe", subscriber)
+    response = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200 and "重新订阅" not in response.get_data(as_text=True)
+    assert _status(db, "a@example.com") == "unsubscribed"
+
+
+def test_the_preferences_page_of_a_bounced_address_offers_no_way_back(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """A bounced reader's preferences page says they receive nothing, without a button that fails."""
+    subscriber = add_subscriber(db, "a@example.com", status="bounced")
+    page = client.get(path_of(app, "preferences", subscriber)).get_data(as_text=True)
+    assert "不会再收到" in page and "重新订阅" not in page
