@@ -93,7 +93,10 @@ def build_message(
     ``headers`` must hold From, To and Subject; Date is added when absent. ``cte`` is the
     body encoding: base64 keeps mostly-Chinese text a third of its quoted-printable size.
     """
-    message = EmailMessage(policy=SMTP_POLICY)
+    # A non-ASCII address cannot be an encoded-word (RFC 2047 forbids it in addresses): such a
+    # message is written in UTF-8 (RFC 6532) and the relay is asked for SMTPUTF8.
+    ascii_only = all(headers.get(name, "").isascii() for name in ("From", "To", "Reply-To"))
+    message = EmailMessage(policy=SMTP_POLICY if ascii_only else SMTP_POLICY.clone(utf8=True))
     for name, value in headers.items():
         message[name] = check_header(name, value)
     if "Date" not in message:

@@ -12,7 +12,6 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from types import TracebackType
 from typing import Any
 
@@ -99,7 +98,8 @@ class Relay:
         if self.connection is None:
             raise RuntimeError("Relay.send outside a with-block")
         connection = self.connection
-        payload = message.as_bytes(policy=SMTP_POLICY)
+        # The message's own policy (CRLF, and UTF-8 headers where addresses need them) decides.
+        payload = message.as_bytes()
         try:
             connection.ehlo_or_helo_if_needed()
             # Non-ASCII addresses need SMTPUTF8; plain ones must not ask for it.

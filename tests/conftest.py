@@ -221,7 +221,7 @@ class SmtpSink:
 @pytest.fixture(scope="session")
 def smtp_sink_server() -> Iterator[SmtpSink]:
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller = Controller(sink, hostname=sink.host, port=sink.port, enable_SMTPUTF8=True)
     controller.start()
     yield sink
     controller.stop()

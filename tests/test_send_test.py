@@ -85,3 +85,14 @@ def test_send_test_refuses_a_bad_address(runner: FlaskCliRunner, db: Session) ->
     assert "not a usable email address" in result.output
     assert "Traceback" not in result.output
     assert db.scalars(select(OutboxMessage)).all() == []
+
+
+def test_a_non_ascii_address_gets_a_utf8_message(
+    runner: FlaskCliRunner, db: Session, smtp_sink: SmtpSink, celery_worker: object
+) -> None:
+    """An internationalised address is delivered with SMTPUTF8 and a UTF-8 To header, not an encoded-word."""
+    result = runner.invoke(args=["send-test", "读者@example.com", "--wait", "30"])
+    assert result.exit_code == 0, result.output
+    [raw] = [content for _, rcpts, content in smtp_sink.messages if "读者@example.com" in rcpts]
+    assert "To: 读者@example.com".encode() in raw
+    assert b"=?utf-8?" not in raw.split(b"\r\n\r\n", 1)[0].split(b"To:", 1)[1].split(b"\r\n", 1)[0]
