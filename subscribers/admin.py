@@ -320,6 +320,7 @@ def _create_job(form: ImportForm, limit: int) -> ImportJob | None:
         return None
     editor = auth.current_editor()
     with db.transaction() as db_session:
+        service.discard_stale_previews(db_session)
         job = ImportJob(
             created_by=editor.email if editor else "",
             filename=(upload.filename or "upload.csv")[:200],

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import cast
 
@@ -24,6 +26,7 @@ from email_validator import validate_email
 from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import bindparam
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -37,6 +40,7 @@ from core.db import utcnow
 from mailer import outbox
 from mailer.models import OutboxMessage
 from subscribers.models import ConsentEvent
+from subscribers.models import ImportJob
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
 
@@ -47,6 +51,8 @@ BLOCKED_STATUSES = ("bounced", "complained")
 REFUSED_BY_IMPORT = ("unsubscribed", *BLOCKED_STATUSES)
 STATUS_FOR_REASON = {"hard_bounce": "bounced", "complaint": "complained", "manual": "unsubscribed"}
 ERASED_DOMAIN = "erased.invalid"
+# How long a previewed CSV upload (personal data) waits to be run or discarded.
+PREVIEW_LIFETIME = timedelta(days=1)
 # Fields that hold personal data; an erase replaces their values in the consent record.
 PERSONAL_FIELDS = ("email", "name", "organisation")
 # Small enough that PostgreSQL looks each chunk up in the unique index rather than scanning
@@ -388,6 +394,7 @@ def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: 
         )
     _scrub_events(db_session, subscriber.id)
     _scrub_outbox(db_session, address)
+    _scrub_previews(db_session, address)
     subscriber.email = f"erased-{subscriber.id}@{ERASED_DOMAIN}"
     subscriber.email_hash = None
     subscriber.name = subscriber.organisation = None
@@ -397,6 +404,24 @@ def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: 
     subscriber.erased_at = utcnow()
     subscriber.confirm_nonce, subscriber.link_nonce = new_nonce(), new_nonce()
     record(db_session, subscriber, "erase", consent, {"blocked": block})
+
+
+def _scrub_previews(db_session: Session, address: str) -> None:
+    # A CSV upload that was previewed but never run still holds the address in its text.
+    db_session.execute(
+        delete(ImportJob).where(
+            ImportJob.status == "preview", func.lower(ImportJob.content).contains(address.lower())
+        )
+    )
+
+
+def discard_stale_previews(db_session: Session, now: datetime | None = None) -> int:
+    """Drop CSV uploads previewed but neither run nor discarded within a day (personal data)."""
+    cutoff = (now or utcnow()) - PREVIEW_LIFETIME
+    result = db_session.execute(
+        delete(ImportJob).where(ImportJob.status == "preview", ImportJob.created_at < cutoff)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _scrub_events(db_session: Session, subscriber_id: int) -> None:

@@ -286,3 +286,23 @@ def test_addresses_that_look_like_formulas_are_defused_and_round_trip(
         ("=cmd|'/Ccalc'!A0@example.com", "'=quoted"),
         ("-2+3@example.com", None),
     }
+
+
+def test_previewed_uploads_do_not_outlive_their_purpose(client: FlaskClient, db: Session) -> None:
+    """A preview nobody ran is dropped after a day, and erasing a person drops previews naming them."""
+    from datetime import timedelta
+
+    from core.db import utcnow
+
+    _admin(client, db)
+    _upload(client, "email,name\nold@example.com,旧\n")
+    db.execute(ImportJob.__table__.update().values(created_at=utcnow() - timedelta(days=2)))
+    db.commit()
+    _upload(client, "email,name\nKeep.Me@Example.com,留\nother@example.com,\n")
+    db.rollback()
+    contents = [job.content for job in db.scalars(select(ImportJob))]
+    assert len(contents) == 1 and "Keep.Me@Example.com" in contents[0]
+    person = add_subscriber(db, "keep.me@example.com")
+    service.erase(db, person, service.Consent(source="editor"), block=False)
+    db.commit()
+    assert _count(db, ImportJob) == 0
