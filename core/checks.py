@@ -13,7 +13,8 @@ from core.config import env_name
 
 
 def check_services(app: Flask) -> None:
-    """Raise ConfigError if the database or Redis cannot be reached."""
+    """Raise ConfigError if the database or Redis cannot be reached, or DKIM cannot sign."""
+    check_dkim(app)
     with app.app_context():
         try:
             with db.engine().connect() as connection:
@@ -29,3 +30,16 @@ def check_services(app: Flask) -> None:
         raise ConfigError(
             f"Redis at {env_name('REDIS_URL')} ({app.config['REDIS_URL']}) cannot be reached: {error}"
         ) from None
+
+
+def check_dkim(app: Flask) -> None:
+    """With DKIM configured, the key must be readable and able to sign a message."""
+    from mailer import dkim
+
+    if not dkim.enabled(app.config):
+        return
+    probe = b"From: check@invalid\r\nSubject: start-up check\r\n\r\nbody\r\n"
+    try:
+        dkim.sign(probe, app.config)
+    except dkim.DkimError as error:
+        raise ConfigError(str(error)) from None

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from core.db import on_commit
 from core.db import utcnow
+from mailer import dkim
+from mailer.message import FixedMessage
 from mailer.message import build_message
 from mailer.message import mailbox
 from mailer.message import make_message_id
@@ -95,8 +97,10 @@ class Outcome:
 
 
 def deliver(db_session: Session, message: OutboxMessage, config: Mapping[str, Any]) -> Outcome:
-    """Build and send a claimed message, and record what the relay answered."""
+    """Build (and, when configured, DKIM-sign) a claimed message, send it, record the reply."""
     email = BUILDERS[message.kind](db_session, message, config)
+    if dkim.enabled(config):
+        email = FixedMessage(dkim.sign(email.as_bytes(), config))
     try:
         with Relay(config) as relay:
             result: Accepted | DeliveryFailure = relay.send(

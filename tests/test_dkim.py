@@ -159,3 +159,34 @@ def test_signature_survives_refolding_and_uses_no_body_length(
     refolded = unfolded.replace(b"Subject: ", b"Subject:\r\n\t ", 1)
     assert refolded != head
     assert dkim.verify(refolded + b"\r\n\r\n" + body, dnsfunc=dns(record))
+
+
+def test_single_emails_from_the_outbox_are_signed_too(
+    key_pair: tuple[Path, bytes], app: Any, db: Any, smtp_sink: SmtpSink
+) -> None:
+    """With DKIM configured, a test email sent through the outbox arrives signed and verifies."""
+    from core import db as core_db
+    from mailer import outbox
+
+    path, record = key_pair
+    app.config.update(DKIM_DOMAIN=DOMAIN, DKIM_SELECTOR=SELECTOR, DKIM_PRIVATE_KEY_PATH=str(path))
+    with app.app_context():
+        session = core_db.session()
+        row = outbox.queue(session, "test", "reader@example.com", "zh", lambda _id: None)
+        session.commit()
+        claimed = outbox.claim(session, row.id)
+        assert claimed is not None
+        assert outbox.deliver(session, claimed, app.config).status == "sent"
+    [(_, _, received)] = smtp_sink.messages
+    assert received.startswith(b"DKIM-Signature:")
+    assert dkim.verify(received, dnsfunc=dns(record))
+
+
+def test_an_unreadable_dkim_key_stops_start_up(app: Any) -> None:
+    """A configured DKIM key that cannot be read stops start-up with a sentence naming the setting."""
+    from core.checks import check_services
+    from core.config import ConfigError
+
+    app.config.update(DKIM_DOMAIN=DOMAIN, DKIM_PRIVATE_KEY_PATH="/nonexistent/dkim.pem")
+    with pytest.raises(ConfigError, match="NEWSLETTER_DKIM_PRIVATE_KEY_PATH"):
+        check_services(app)
