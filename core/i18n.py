@@ -34,6 +34,11 @@ LANG_COOKIE = "lang"
 babel = Babel()
 
 
+def N_(message: str) -> str:
+    """Mark a message id where it is defined; it is translated where it is shown."""
+    return message
+
+
 def translation_directories() -> list[str]:
     """Every package's translations folder, in a fixed order."""
     return [str(ROOT / folder) for _, folder in CATALOGUES]

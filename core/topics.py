@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
-def N_(message: str) -> str:
-    """Mark a message id for extraction; it is translated where it is shown."""
-    return message
-
+from core.i18n import N_
 
 LABELS = {"policy": N_("Policy"), "companies": N_("Companies"), "data": N_("Data")}
 DESCRIPTIONS = {

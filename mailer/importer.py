@@ -31,13 +31,13 @@ from typing import Any
 from typing import Literal
 
 from core.config import DEFAULTS
+from core.i18n import N_
 from mailer.blocks import Block
 from mailer.blocks import block_counts
 from mailer.blocks import plain_text
 from mailer.importer_markdown import looks_like_markdown
 from mailer.importer_markdown import split_markdown
 from mailer.importer_text import CJK
-from mailer.importer_text import N_
 from mailer.importer_text import Draft
 from mailer.importer_text import NotAnIssue
 from mailer.importer_text import ParseWarning

@@ -13,7 +13,7 @@ import re
 
 import yaml
 
-from mailer.importer_text import N_
+from core.i18n import N_
 from mailer.importer_text import Draft
 from mailer.importer_text import DraftIssue
 from mailer.importer_text import NotAnIssue

@@ -19,16 +19,12 @@ from dataclasses import field
 from typing import Any
 from typing import Literal
 
+from core.i18n import N_
 from mailer.blocks import Block
 from mailer.blocks import Caption
 from mailer.blocks import Heading
 from mailer.blocks import Paragraph
 from mailer.blocks import Table
-
-
-def N_(message: str) -> str:
-    """Mark a message for translation where it is defined; it is translated where it is shown."""
-    return message
 
 
 class NotAnIssue(ValueError):

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import selectinload
 
 from core.db import utcnow
-from mailer.importer import N_
+from core.i18n import N_
 from mailer.importer import ParsedIssue
 from mailer.importer import ParsedSection
 from mailer.importer import ParseWarning
