@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint
@@ -13,7 +14,9 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask_babel import gettext as _
+from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from core import auth
@@ -101,10 +104,36 @@ def home() -> str | Response:
             )
         flash(_("The test email is queued. Its status is shown below."), "info")
         return redirect(url_for("auth.home"))
-    recent = db.session().scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.kind == "test")
-        .order_by(OutboxMessage.id.desc())
-        .limit(10)
+    recent = list(
+        db.session().scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.kind == "test")
+            .order_by(OutboxMessage.id.desc())
+            .limit(10)
+        )
     )
-    return render_template("web/editor/home.html", form=form, editor=editor, recent=list(recent))
+    return render_template(
+        "web/editor/home.html",
+        form=form,
+        editor=editor,
+        recent=recent,
+        counts=overview(db.session()),
+        # While a test email is on its way the page refreshes itself (no script needed).
+        refresh=any(message.status in ("queued", "sending") for message in recent),
+    )
+
+
+def overview(db_session: Session) -> dict[str, dict[str, int]]:
+    """How many issues, subscribers and single emails there are, by status."""
+    from mailer.models import Issue
+    from subscribers.models import Subscriber
+
+    def by_status(column: Any) -> dict[str, int]:
+        rows = db_session.execute(select(column, func.count()).group_by(column))
+        return {str(status): int(count) for status, count in rows}
+
+    return {
+        "issues": by_status(Issue.status),
+        "subscribers": by_status(Subscriber.status),
+        "emails": by_status(OutboxMessage.status),
+    }

@@ -193,3 +193,23 @@ def test_login_attempts_are_counted_in_redis(client: FlaskClient, db: Session, r
     )
     keys = [key.decode() for key in redis.keys("*")]
     assert any("login" in key for key in keys), keys
+
+
+def test_editor_home_shows_counts_and_refreshes_while_a_test_is_on_its_way(
+    client: FlaskClient, db: Session
+) -> None:
+    """The overview counts subscribers and issues; a queued test email makes the page refresh itself."""
+    from mailer.models import OutboxMessage
+    from tests.test_subscribe import add_subscriber
+
+    make_editor(db)
+    add_subscriber(db, "one@example.com")
+    add_subscriber(db, "two@example.com")
+    add_subscriber(db, "gone@example.com", status="unsubscribed")
+    log_in(client)
+    page = client.get("/editor/").get_data(as_text=True)
+    assert 'id="count-active">2<' in page and 'id="count-issues">0<' in page
+    assert 'http-equiv="refresh"' not in page
+    db.add(OutboxMessage(kind="test", to_address="x@example.com", locale="zh", params={}))
+    db.commit()
+    assert 'http-equiv="refresh"' in client.get("/editor/").get_data(as_text=True)
