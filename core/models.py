@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+
+# Every module that defines models; `make migration` autogenerates from what these register.
+MODEL_MODULES = ("core.auth", "mailer.models", "subscribers.models")
+
 
 def import_all() -> None:
     """Import every model module (Alembic and the tests need all tables registered)."""
-    import subscribers.models  # noqa: F401
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
