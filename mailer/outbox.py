@@ -36,7 +36,10 @@ Builder = Callable[[Session, OutboxMessage, Mapping[str, Any]], EmailMessage]
 BUILDERS: dict[str, Builder] = {}
 
 # A claim older than this is presumed dead (its worker was killed) and the row is retried.
+# It is never shorter than the task time limit plus a margin (see ``claim_lease``): a claim
+# held by a task that may still be running must not be handed to a second worker.
 CLAIM_LEASE = timedelta(minutes=10)
+LEASE_MARGIN = timedelta(minutes=1)
 # A due row whose task never ran (the broker was down at enqueue time) is enqueued again.
 QUEUED_GRACE = timedelta(minutes=2)
 MAX_ATTEMPTS = 6
@@ -96,11 +99,32 @@ class Outcome:
     reply: str
 
 
-def deliver(db_session: Session, message: OutboxMessage, config: Mapping[str, Any]) -> Outcome:
-    """Build (and, when configured, DKIM-sign) a claimed message, send it, record the reply."""
+def claim_lease(config: Mapping[str, Any]) -> timedelta:
+    """How long a claim is presumed alive: CLAIM_LEASE, or longer than any task may run."""
+    return max(CLAIM_LEASE, timedelta(seconds=int(config["TASK_TIME_LIMIT"])) + LEASE_MARGIN)
+
+
+def build(db_session: Session, message: OutboxMessage, config: Mapping[str, Any]) -> EmailMessage:
+    """The finished message of a claimed row: built by its kind's builder, DKIM-signed if on."""
     email = BUILDERS[message.kind](db_session, message, config)
     if dkim.enabled(config):
         email = FixedMessage(dkim.sign(email.as_bytes(), config))
+    return email
+
+
+def deliver(db_session: Session, message: OutboxMessage, config: Mapping[str, Any]) -> Outcome:
+    """Build (and, when configured, DKIM-sign) a claimed message, send it, record the reply.
+
+    A message that cannot be built (a builder or signing error, the database failing while
+    building) is recorded as a try and queued again, or failed after MAX_ATTEMPTS, before the
+    error goes on to the caller: left claimed, it would be resent after every lease, forever.
+    """
+    try:
+        email = build(db_session, message, config)
+    except Exception as error:
+        db_session.rollback()
+        record_unbuilt(db_session, message, error, config)
+        raise
     try:
         with Relay(config) as relay:
             result: Accepted | DeliveryFailure = relay.send(
@@ -132,16 +156,36 @@ def record(
     return Outcome(message.status, result.code, result.reply)
 
 
-def stale(db_session: Session) -> list[int]:
-    """Rows to enqueue again: claims past their lease, and due rows that nobody picked up."""
+def record_unbuilt(
+    db_session: Session, message: OutboxMessage, error: Exception, config: Mapping[str, Any]
+) -> None:
+    """Write that the message could not be built: queued for a later try, or failed for good."""
+    message.smtp_code = None
+    message.smtp_reply = f"the message could not be built: {type(error).__name__}: {error}"[:2000]
+    if message.attempts >= MAX_ATTEMPTS:
+        message.status = "failed"
+    else:
+        delay = backoff(message.attempts, int(config["RETRY_BACKOFF_SECONDS"]))
+        message.status, message.next_attempt_at = "queued", utcnow() + delay
+    db_session.commit()
+
+
+def stale(db_session: Session, lease: timedelta = CLAIM_LEASE) -> list[int]:
+    """Rows to enqueue again: claims past their lease, and due rows that nobody picked up.
+
+    A dead claim that has used up its tries is failed instead: the process holding it died
+    each time, and sending it again would only repeat that.
+    """
     now = utcnow()
-    dead = list(
-        db_session.scalars(
-            select(OutboxMessage.id).where(
-                OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - CLAIM_LEASE
-            )
+    expired = (OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - lease)
+    db_session.execute(
+        update(OutboxMessage)
+        .where(*expired, OutboxMessage.attempts >= MAX_ATTEMPTS)
+        .values(
+            status="failed", smtp_code=None, smtp_reply="no outcome recorded after the last try"
         )
     )
+    dead = list(db_session.scalars(select(OutboxMessage.id).where(*expired)))
     if dead:
         # The claim's outcome is unknown: the message is sent again, at most once more per lease.
         db_session.execute(
@@ -149,13 +193,25 @@ def stale(db_session: Session) -> list[int]:
             .where(OutboxMessage.id.in_(dead), OutboxMessage.status == "sending")
             .values(status="queued")
         )
-    db_session.commit()
-    forgotten = db_session.scalars(
-        select(OutboxMessage.id).where(
-            OutboxMessage.status == "queued", OutboxMessage.next_attempt_at < now - QUEUED_GRACE
+    forgotten = [
+        message_id
+        for message_id in db_session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.status == "queued", OutboxMessage.next_attempt_at < now - QUEUED_GRACE
+            )
         )
-    )
-    return dead + [message_id for message_id in forgotten if message_id not in dead]
+        if message_id not in dead
+    ]
+    if forgotten:
+        # Made due now, so a row whose task is only waiting in a long queue is enqueued again
+        # once per grace period, not once a minute: a backlog is not multiplied by the beat.
+        db_session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(forgotten), OutboxMessage.status == "queued")
+            .values(next_attempt_at=now)
+        )
+    db_session.commit()
+    return dead + forgotten
 
 
 def standard_headers(config: Mapping[str, Any], to_address: str, subject: str) -> dict[str, str]:

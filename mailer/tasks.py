@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from flask import current_app
+from kombu.exceptions import OperationalError
 
 from core import db
 from mailer import outbox
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, max_retries=outbox.MAX_ATTEMPTS, name="mailer.tasks.deliver")
@@ -26,12 +31,19 @@ def deliver(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
 @shared_task(name="mailer.tasks.requeue_stale")
 def requeue_stale() -> int:
     """Beat: enqueue again what a dead worker or an unreachable broker left behind."""
-    message_ids = outbox.stale(db.session())
+    message_ids = outbox.stale(db.session(), outbox.claim_lease(current_app.config))
     for message_id in message_ids:
         deliver.delay(message_id)
     return len(message_ids)
 
 
 def enqueue_delivery(message_id: int) -> None:
-    """The ``enqueue`` callback that ``outbox.queue`` runs after the commit."""
-    deliver.delay(message_id)
+    """The ``enqueue`` callback that ``outbox.queue`` runs after the commit.
+
+    When the broker cannot be reached the row is already committed as queued, and the beat
+    task enqueues it once Redis is back: the request that queued it must not fail for that.
+    """
+    try:
+        deliver.delay(message_id)
+    except OperationalError as error:
+        log.warning("outbox message %s not enqueued (%s); the beat task will", message_id, error)
