@@ -60,7 +60,17 @@ def safe_next(target: str | None) -> str:
     if not target:
         return url_for("auth.home")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    # Browsers read a backslash as a slash and drop tabs and newlines, so a backslash or a
+    # control character could turn a path into another host; Werkzeug percent-encodes them in
+    # Location today, but the check must not depend on that.
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(character) < 0x21 or ord(character) == 0x7F for character in target)
+    ):
         return url_for("auth.home")
     return target
 

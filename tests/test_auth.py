@@ -127,6 +127,10 @@ def test_next_parameter_never_leaves_the_site(client: FlaskClient, db: Session) 
     for target, expected in (
         ("//evil.example/x", "/editor/"),
         ("https://evil.example/", "/editor/"),
+        ("/\\evil.example/", "/editor/"),
+        ("/%5Cevil.example/", "/editor/"),
+        ("/%09/evil.example/", "/editor/"),
+        ("/%2F/evil.example/", "/editor/"),
         ("/editor/?a=1", "/editor/?a=1"),
     ):
         client.post("/editor/logout", data={"csrf_token": csrf_token(client, "/editor/login")})
