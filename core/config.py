@@ -9,12 +9,14 @@ from this mapping (``markdown_table()``; tests/test_config.py fails when it is s
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -118,10 +120,27 @@ def load(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     app.config.from_mapping({key: default for key, (default, _) in DEFAULTS.items()})
     app.config.from_pyfile(str(Path(app.instance_path) / "newsletter.cfg"), silent=True)
     app.config.from_prefixed_env(ENV_PREFIX)
+    keep_text(app.config)
     if test_config is not None:
         app.config.from_mapping(test_config)
     finish(app.config)
     check(app.config)
+
+
+def text_keys() -> list[str]:
+    """The settings that are text (their default is a string, or none)."""
+    return [
+        key for key, (default, _) in DEFAULTS.items() if default is None or isinstance(default, str)
+    ]
+
+
+def keep_text(config: Any) -> None:
+    """Text settings keep the environment's characters: JSON parsing would turn a password
+    of digits into a number, and ``true`` into a boolean."""
+    for key in text_keys():
+        raw = os.environ.get(env_name(key))
+        if raw is not None:
+            config[key] = raw
 
 
 def finish(config: Any) -> None:
@@ -134,6 +153,9 @@ def finish(config: Any) -> None:
 
 def check(config: Mapping[str, Any]) -> None:
     """Refuse a configuration that cannot work, with one sentence naming the variable."""
+    for key in text_keys():
+        if config[key] is not None and not isinstance(config[key], str):
+            raise ConfigError(f"{env_name(key)} must be text, not {config[key]!r}.")
     if config["ENV"] not in ("production", "development"):
         raise ConfigError(
             f"{env_name('ENV')} must be production or development, not {config['ENV']!r}."
@@ -174,6 +196,14 @@ def check(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"{env_name(key)} must be a positive whole number, not {config[key]!r}."
             )
+    for key in ("LOGIN_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT", "SUBSCRIBE_ADDRESS_RATE_LIMIT"):
+        # A limit the limiter cannot read would be skipped at request time: no limit at all.
+        try:
+            parse_many(config[key])
+        except ValueError:
+            raise ConfigError(
+                f"{env_name(key)} must be a rate like '10 per minute', not {config[key]!r}."
+            ) from None
     check_topics(config["TOPICS"], config["SECTION_TOPICS"])
     proxies = config["TRUSTED_PROXIES"]
     if not isinstance(proxies, int) or isinstance(proxies, bool) or not 0 <= proxies <= 5:

@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
         ({"BATCH_SIZE": 0}, "NEWSLETTER_BATCH_SIZE"),
         ({"TASK_TIME_LIMIT": 4000}, "NEWSLETTER_TASK_TIME_LIMIT"),
         ({"DEFAULT_LOCALE": "fr"}, "NEWSLETTER_DEFAULT_LOCALE"),
+        ({"LOGIN_RATE_LIMIT": "10 per minutes please"}, "NEWSLETTER_LOGIN_RATE_LIMIT"),
+        ({"SUBSCRIBE_RATE_LIMIT": "lots"}, "NEWSLETTER_SUBSCRIBE_RATE_LIMIT"),
+        ({"SUBSCRIBE_ADDRESS_RATE_LIMIT": ""}, "NEWSLETTER_SUBSCRIBE_ADDRESS_RATE_LIMIT"),
+        ({"SMTP_PASSWORD": 123456}, "NEWSLETTER_SMTP_PASSWORD"),
     ],
 )
 def test_bad_settings_are_refused_by_name(overrides: dict[str, object], variable: str) -> None:
@@ -48,6 +52,18 @@ def test_environment_overrides_defaults_and_test_config_overrides_both(
     assert app.config["BATCH_SIZE"] == 321
     assert app.config["MAIL_FROM_NAME"] == "From the test"
     assert app.config["RATELIMIT_STORAGE_URL"] == app.config["REDIS_URL"]
+
+
+def test_text_settings_from_the_environment_stay_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret or password of digits (or `true`) set in the environment is kept as the string given."""
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "12345678901234567890")
+    monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "123456")
+    monkeypatch.setenv("NEWSLETTER_MAIL_FROM_NAME", "true")
+    app = create_app({"DATABASE_URL": "sqlite://"})
+    assert app.config["SECRET_KEY"] == "12345678901234567890"
+    assert app.config["SMTP_PASSWORD"] == "123456"
+    assert app.config["MAIL_FROM_NAME"] == "true"
+    assert app.test_client().get("/editor/login").status_code == 200
 
 
 def test_development_mode_needs_no_secret_but_production_does() -> None:
@@ -81,6 +97,9 @@ def _start(module: str, env_overrides: dict[str, str]) -> subprocess.CompletedPr
             "NEWSLETTER_DATABASE_URL",
         ),
         ({"NEWSLETTER_DATABASE_URL": "::nonsense::"}, "NEWSLETTER_DATABASE_URL"),
+        ({"NEWSLETTER_SMTP_PORT": "abc"}, "NEWSLETTER_SMTP_PORT"),
+        ({"NEWSLETTER_TOPICS": "notjson"}, "NEWSLETTER_TOPICS"),
+        ({"NEWSLETTER_LOGIN_RATE_LIMIT": "lots"}, "NEWSLETTER_LOGIN_RATE_LIMIT"),
         (
             {
                 "NEWSLETTER_DATABASE_URL": "sqlite://",
