@@ -16,10 +16,12 @@ from werkzeug.wrappers import Response
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 
-_NAME = re.compile(r"^[0-9T]+-[0-9]{6}\.eml$")
-# A captured HTML body is shown in a sandboxed frame, with no scripts and no remote loads.
+_NAME = re.compile(r"[0-9T]+-[0-9]{6}\.eml")
+# A captured HTML body is shown in a sandboxed frame, with no scripts and no remote loads;
+# the policy sandboxes it too when it is opened on its own, outside the frame.
 _FRAME_POLICY = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; "
+    "frame-ancestors 'self'; sandbox"
 )
 
 
@@ -28,7 +30,7 @@ def _folder() -> Path:
 
 
 def _load(name: str) -> EmailMessage:
-    if not _NAME.match(name) or not (_folder() / name).is_file():
+    if not _NAME.fullmatch(name) or not (_folder() / name).is_file():
         abort(404)
     with (_folder() / name).open("rb") as handle:
         message = BytesParser(policy=policy.default).parse(handle)
@@ -38,7 +40,11 @@ def _load(name: str) -> EmailMessage:
 
 @bp.get("/")
 def inbox() -> str:
-    names = sorted((p.name for p in _folder().glob("*.eml")), reverse=True)[:200]
+    # Only files the capture server wrote: another .eml in the folder must not hide the rest.
+    names = sorted(
+        (p.name for p in _folder().glob("*.eml") if _NAME.fullmatch(p.name)), reverse=True
+    )
+    names = names[:200]
     messages = [(name, _load(name)) for name in names]
     return render_template("web/devmail/inbox.html", messages=messages)
 
