@@ -113,8 +113,12 @@ class Relay:
             if code not in (250, 251):
                 self._reset_after_error()
                 raise failure(code, reply)
-            # The content: data() raises on anything but 250, with the relay's code.
+            # The content: data() raises only when DATA itself is refused (no 354); the reply
+            # after the message (250, or a 4xx/5xx for the content) is returned, not raised.
             code, reply = connection.data(payload)
+            if code != 250:
+                self._reset_after_error()
+                raise failure(code, reply)
         except smtplib.SMTPResponseException as error:
             self._reset_after_error()
             raise failure(error.smtp_code, error.smtp_error) from error

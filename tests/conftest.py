@@ -175,6 +175,7 @@ class SmtpSink:
     port: int = 0
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
+    data_refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -190,6 +191,21 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
+            refusal = next(
+                (
+                    self.data_refusals[r.lower()]
+                    for r in envelope.rcpt_tos
+                    if r.lower() in self.data_refusals
+                ),
+                None,
+            )
+        if refusal is not None and refusal[0] == 0:
+            # The connection drops after the whole message arrived, before any reply.
+            server.transport.abort()
+            return "451 never seen"
+        if refusal is not None:
+            return f"{refusal[0]} {refusal[1]}"
+        with self.lock:
             self.messages.append(
                 (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
             )
@@ -200,10 +216,16 @@ class SmtpSink:
         with self.lock:
             self.refusals[address.lower()] = (code, reply)
 
+    def refuse_data(self, address: str, code: int, reply: str = "") -> None:
+        """Answer DATA of messages to ``address`` with ``code``; 0 drops the connection instead."""
+        with self.lock:
+            self.data_refusals[address.lower()] = (code, reply)
+
     def reset(self) -> None:
         with self.lock:
             self.messages.clear()
             self.refusals.clear()
+            self.data_refusals.clear()
 
     def parsed(self) -> list[EmailMessage]:
         """Every received message, parsed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+import pytest
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -96,3 +97,44 @@ def test_a_non_ascii_address_gets_a_utf8_message(
     [raw] = [content for _, rcpts, content in smtp_sink.messages if "读者@example.com" in rcpts]
     assert "To: 读者@example.com".encode() in raw
     assert b"=?utf-8?" not in raw.split(b"\r\n\r\n", 1)[0].split(b"To:", 1)[1].split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("code", "reply"), [(421, "4.3.0 Shutting down, try later"), (0, "")], ids=["421", "reset"]
+)
+def test_data_refused_for_now_or_cut_off_is_retried_then_sent_once(
+    runner: FlaskCliRunner,
+    db: Session,
+    smtp_sink: SmtpSink,
+    celery_worker: object,
+    code: int,
+    reply: str,
+) -> None:
+    """A 421 to DATA, or a connection lost before DATA's reply, is temporary: retried, then sent once."""
+    smtp_sink.refuse_data("data@example.com", code, reply)
+    assert runner.invoke(args=["send-test", "data@example.com"]).exit_code == 0
+    message_id = db.scalars(select(OutboxMessage.id)).one()
+
+    def retried() -> OutboxMessage | None:
+        row = db.get(OutboxMessage, message_id, populate_existing=True)
+        db.rollback()
+        return row if row is not None and row.attempts >= 1 and row.status == "queued" else None
+
+    row = wait_until(retried)
+    assert row.smtp_code == 421
+    smtp_sink.data_refusals.clear()
+    row = wait_until(lambda: _outcome(db, message_id), timeout=60)
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert len(smtp_sink.to("data@example.com")) == 1
+
+
+def test_data_refused_for_good_is_failed(
+    runner: FlaskCliRunner, db: Session, smtp_sink: SmtpSink, celery_worker: object
+) -> None:
+    """A 554 to DATA (content refused) is permanent: failed after one try, with the relay's words."""
+    smtp_sink.refuse_data("spam@example.com", 554, "5.7.1 Message rejected as spam")
+    result = runner.invoke(args=["send-test", "spam@example.com", "--wait", "30"])
+    assert result.exit_code == 1
+    row = db.scalars(select(OutboxMessage)).one()
+    assert (row.status, row.smtp_code, row.attempts) == ("failed", 554, 1)
+    assert "rejected as spam" in (row.smtp_reply or "")
