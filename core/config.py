@@ -69,6 +69,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "VISIBILITY_TIMEOUT": (3600, "seconds before Redis redelivers an unacknowledged task"),
     "LOGIN_RATE_LIMIT": ("10 per minute", "login attempts per IP address"),
+    "LOGIN_ACCOUNT_RATE_LIMIT": (
+        "30 per hour",
+        "login attempts per editor address, from any IP (stops guessing spread over many hosts)",
+    ),
     "SUBSCRIBE_RATE_LIMIT": (
         "20 per hour",
         "subscribe and email-me-my-link requests per IP address",
@@ -196,7 +200,12 @@ def check(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"{env_name(key)} must be a positive whole number, not {config[key]!r}."
             )
-    for key in ("LOGIN_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT", "SUBSCRIBE_ADDRESS_RATE_LIMIT"):
+    for key in (
+        "LOGIN_RATE_LIMIT",
+        "LOGIN_ACCOUNT_RATE_LIMIT",
+        "SUBSCRIBE_RATE_LIMIT",
+        "SUBSCRIBE_ADDRESS_RATE_LIMIT",
+    ):
         # A limit the limiter cannot read would be skipped at request time: no limit at all.
         try:
             parse_many(config[key])

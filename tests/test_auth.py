@@ -106,6 +106,28 @@ def test_login_is_rate_limited(app: Flask, client: FlaskClient, db: Session) -> 
     assert blocked.status_code == 429 and "尝试次数过多" in blocked.get_data(as_text=True)
 
 
+def test_one_account_is_rate_limited_across_addresses(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """Guesses at one account spread over many IPs are capped by LOGIN_ACCOUNT_RATE_LIMIT; other accounts are not."""
+    make_editor(db)
+    limit = int(app.config["LOGIN_ACCOUNT_RATE_LIMIT"].split()[0])
+    token = csrf_token(client, "/editor/login")
+
+    def attempt(number: int, email: str, password: str) -> int:
+        address = f"10.0.{number // 250}.{number % 250 + 1}"
+        return client.post(
+            "/editor/login",
+            data={"email": email, "password": password, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": address},
+        ).status_code
+
+    for number in range(limit):
+        assert attempt(number, "Editor@Newsletter.test", "wrong password") == 200
+    assert attempt(limit, "editor@newsletter.test", "correct horse battery") == 429
+    assert attempt(limit + 1, "other@newsletter.test", "wrong password") == 200
+
+
 def test_changing_the_password_ends_existing_sessions(
     app: Flask, client: FlaskClient, runner: FlaskCliRunner, db: Session
 ) -> None:
