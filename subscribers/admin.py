@@ -21,6 +21,7 @@ from flask import stream_with_context
 from flask import url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from kombu.exceptions import OperationalError
 from sqlalchemy import Select
 from sqlalchemy import String
 from sqlalchemy import func
@@ -31,7 +32,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from core import auth
 from core import db
-from core.db import on_commit
 from core.db import utcnow
 from subscribers import csvfile
 from subscribers import imports
@@ -360,10 +360,29 @@ def import_status(job_id: int) -> Page:
 def import_run(job_id: int) -> BaseResponse:
     with db.transaction() as db_session:
         job = db_session.get(ImportJob, job_id) or abort(404)
-        if job.status == "preview":
+        starting = job.status == "preview"
+        if starting:
             job.status = "queued"
-            on_commit(db_session, lambda: tasks.import_csv.delay(job_id))
+    if starting:
+        _start_import(job_id)
     return redirect(url_for(".import_status", job_id=job_id))
+
+
+def _start_import(job_id: int) -> None:
+    """Hand the job to a worker; if the broker is down, put it back to preview and say so."""
+    try:
+        tasks.import_csv.delay(job_id)
+    except OperationalError:
+        with db.transaction() as db_session:
+            job = db_session.get(ImportJob, job_id)
+            if job is not None and job.status == "queued" and job.processed_rows == 0:
+                job.status = "preview"
+        flash(
+            _(
+                "The import could not start: the task queue cannot be reached. Try again in a minute."
+            ),
+            "error",
+        )
 
 
 @bp.post(f"/import/{JOB}/discard")

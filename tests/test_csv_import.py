@@ -306,3 +306,25 @@ def test_previewed_uploads_do_not_outlive_their_purpose(client: FlaskClient, db:
     service.erase(db, person, service.Consent(source="editor"), block=False)
     db.commit()
     assert _count(db, ImportJob) == 0
+
+
+def test_an_import_that_cannot_reach_the_queue_goes_back_to_preview(
+    settings: dict[str, object], db: Session
+) -> None:
+    """Redis down when the editor starts an import: a plain message, and the job can be started again."""
+    from core import create_app
+
+    down = create_app({**settings, "REDIS_URL": "redis://127.0.0.1:1/0", "TESTING": True})
+    client = down.test_client()
+    _admin(client, db)
+    _upload(client, GOOD)
+    job = db.scalars(select(ImportJob)).one()
+    token = csrf_token(client, f"/editor/subscribers/import/{job.id}")
+    page = client.post(
+        f"/editor/subscribers/import/{job.id}/run",
+        data={"csrf_token": token},
+        follow_redirects=True,
+    )
+    assert page.status_code == 200 and "任务队列" in page.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(ImportJob, job.id).status == "preview"  # type: ignore[union-attr]
