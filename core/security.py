@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask import Response
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
@@ -57,4 +58,7 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if str(current_app.config["BASE_URL"]).startswith("https://"):
+        # Served over TLS: browsers must never come back over plain HTTP (cookies, tokens).
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

@@ -33,3 +33,11 @@ def test_health_names_the_service_that_is_down(settings: dict[str, Any]) -> None
     )
     response = app.test_client().get("/healthz")
     assert response.status_code == 503 and "NEWSLETTER_REDIS_URL" in response.get_data(as_text=True)
+
+
+def test_https_sites_send_hsts_and_plain_http_ones_do_not(settings: dict[str, Any]) -> None:
+    """Strict-Transport-Security goes out only when the site's public address is https."""
+    secure = create_app({**settings, "BASE_URL": "https://news.example.org"}).test_client()
+    assert secure.get("/subscribe").headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = create_app(settings).test_client()
+    assert "Strict-Transport-Security" not in plain.get("/subscribe").headers
