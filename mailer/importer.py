@@ -46,6 +46,7 @@ from mailer.importer_text import split_text
 __all__ = [
     "DEFAULT_SECTION_TOPICS",
     "DEFAULT_TOPICS",
+    "LINE_LIMIT",
     "N_",
     "SUMMARY_LIMIT",
     "NotAnIssue",
@@ -69,6 +70,10 @@ DEFAULT_SECTION_TOPICS: Mapping[str, Sequence[str]] = types.MappingProxyType(
 
 # The topic an article with a data table also gets, when the topic set has it.
 TABLE_TOPIC = "data"
+
+# An issue has a couple of thousand lines (issue 361: 1,436). Far more is not one issue,
+# and reading it would keep a web request busy for a minute.
+LINE_LIMIT = 50_000
 
 # Summaries stop at a sentence end, at most this many characters (Chinese characters).
 SUMMARY_LIMIT = 120
@@ -181,6 +186,16 @@ def parse_issue(
     """
     _check_topics(section_topics, topics)
     text = decode(data)
+    lines = text.count("\n") + 1
+    if lines > LINE_LIMIT:
+        raise NotAnIssue(
+            N_(
+                "The file has %(count)s lines, more than the %(limit)s one issue can have; "
+                "import one issue at a time."
+            ),
+            count=lines,
+            limit=LINE_LIMIT,
+        )
     markdown = looks_like_markdown(text, filename)
     draft = split_markdown(text) if markdown else split_text(text)
     warnings = list(draft.warnings)
@@ -344,9 +359,20 @@ def summarise(blocks: Sequence[Block]) -> str:
     paragraphs = paragraphs or [b["text"] for b in blocks if b["type"] == "paragraph"]
     text = next((p for p in paragraphs if len(p) >= 20), paragraphs[0] if paragraphs else "")
     text = text.strip()
-    ends = [match.end() for match in _SENTENCE_END.finditer(text)] or [len(text)]
+    ends = _sentence_ends(text) or [len(text)]
     fitting = [end for end in ends if len(text[:end].rstrip()) <= SUMMARY_LIMIT]
     return text[: fitting[-1]].rstrip() if fitting else _clipped(text[: ends[0]])
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Where sentences end, up to the first end past the limit: measuring every start of
+    a long paragraph would take as long as the paragraph squared."""
+    ends = []
+    for match in _SENTENCE_END.finditer(text):
+        ends.append(match.end())
+        if match.end() > SUMMARY_LIMIT:
+            break
+    return ends
 
 
 def _clipped(sentence: str) -> str:

@@ -14,22 +14,23 @@ import re
 import yaml
 
 from core.i18n import N_
+from mailer.importer_text import ISSUE_NUMBERS
 from mailer.importer_text import Draft
 from mailer.importer_text import DraftIssue
 from mailer.importer_text import NotAnIssue
 from mailer.importer_text import ParseWarning
+from mailer.importer_text import atx_heading
 from mailer.importer_text import clean
+from mailer.importer_text import number_out_of_range
 from mailer.importer_text import parse_period
 from mailer.importer_text import plain
 from mailer.importer_text import read_body
+from mailer.importer_text import shortened
 
 _FENCE = re.compile(r"^(?:---|\.\.\.)\s*$")
 _FRONT_MATTER_LINES = 60
-_SECTION = re.compile(r"^#\s+(.+?)\s*#*$")
-_ARTICLE = re.compile(r"^##\s+(.+?)\s*#*$")
 _ARTICLE_KEY = re.compile(r"^(topics|source|byline)\s*[:：]\s*(.*)$", re.IGNORECASE)
 _KNOWN_KEYS = ("number", "title", "period")
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 def front_matter_end(lines: list[str]) -> int | None:
@@ -46,19 +47,18 @@ def looks_like_markdown(text: str, filename: str | None) -> bool:
     if front_matter_end(lines) is not None:
         return True
     named = (filename or "").lower().endswith((".md", ".markdown"))
-    return named and any(_ARTICLE.match(line) for line in lines)
+    return named and any(_heading(line, 2) is not None for line in lines)
 
 
 def split_markdown(text: str) -> DraftIssue:
     """Read front matter, sections and articles of a Markdown issue."""
-    # Comments are notes for editors; blank them out but keep the line numbering.
-    lines = _COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text).split("\n")
+    lines = without_comments(text).split("\n")
     end = front_matter_end(lines)
     header = read_front_matter("\n".join(lines[1:end])) if end is not None else {}
     warnings: list[ParseWarning] = []
-    number = _number(header.get("number"), warnings)
-    period = _period(header.get("period"), warnings)
-    title = plain(str(header.get("title") or ""))
+    number = _number(_scalar(header, "number", warnings), warnings)
+    period = _period(_scalar(header, "period", warnings), warnings)
+    title = plain(str(_scalar(header, "title", warnings) or ""))
     if not title:
         warnings.append(ParseWarning(N_("The front matter gives no title (the magazine's name).")))
     warnings += [
@@ -76,6 +76,30 @@ def split_markdown(text: str) -> DraftIssue:
     if not articles:
         raise NotAnIssue(N_("The Markdown file has no articles: each one starts with “## title”."))
     return DraftIssue(number, title, period, sections, articles, warnings)
+
+
+def _heading(line: str, level: int) -> str | None:
+    """The text of a ``#`` (section) or ``##`` (article) line, or None for other lines."""
+    heading = atx_heading(line.strip())
+    return heading[1] if heading and heading[0] == level else None
+
+
+def without_comments(text: str) -> str:
+    """``text`` with its ``<!-- … -->`` comments (notes for editors) blanked out, keeping
+    their line ends so that line numbers still match the file. An unclosed ``<!--`` is kept.
+
+    Found with ``str.find``: a lazy regular expression rescans the rest of the file from
+    every ``<!--`` that has no ``-->`` after it.
+    """
+    parts, position = [], 0
+    while (start := text.find("<!--", position)) >= 0:
+        end = text.find("-->", start + 4)
+        if end < 0:
+            break
+        parts += [text[position:start], "\n" * text.count("\n", start, end)]
+        position = end + 3
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def read_front_matter(source: str) -> dict[str, object]:
@@ -97,21 +121,47 @@ def read_front_matter(source: str) -> dict[str, object]:
     return {str(key): value for key, value in loaded.items()}
 
 
+def _scalar(header: dict[str, object], key: str, warnings: list[ParseWarning]) -> object:
+    """The front matter's value for ``key`` when it is one value; a list or mapping is
+    left out with a warning, and never turned into text: YAML aliases can make a small
+    file hold a list that is gigabytes long once written out ("billion laughs")."""
+    value = header.get(key)
+    if isinstance(value, (list, dict, set)):
+        warnings.append(
+            ParseWarning(
+                N_(
+                    "The front matter gives “%(key)s” a list or mapping, not one value; it was left out."
+                ),
+                {"key": key},
+            )
+        )
+        return None
+    return value
+
+
 def _number(value: object, warnings: list[ParseWarning]) -> int | None:
     """The issue number from an integer or a string holding one (``361``, ``总第361期``)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    digits = re.search(r"\d{1,9}", value) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _in_range(value, warnings)
+    digits = re.search(r"(?<!\d)\d+(?!\d)", value) if isinstance(value, str) else None
     if digits:
-        return int(digits.group())
+        return _in_range(int(digits.group()), warnings)
     warnings.append(
         ParseWarning(N_("The front matter gives no issue number."))
         if value is None
         else ParseWarning(
             N_("The issue number “%(value)s” is not a whole number; it was left empty."),
-            {"value": str(value)},
+            {"value": shortened(str(value))},
         )
     )
+    return None
+
+
+def _in_range(number: int, warnings: list[ParseWarning]) -> int | None:
+    """``number`` when it can be an issue's number; else None, with a warning."""
+    if number in ISSUE_NUMBERS:
+        return number
+    warnings.append(number_out_of_range(number))
     return None
 
 
@@ -126,7 +176,7 @@ def _period(value: object, warnings: list[ParseWarning]) -> str | None:
             if value is None
             else ParseWarning(
                 N_("The period “%(value)s” is not a year and month such as 2023-02."),
-                {"value": str(value)},
+                {"value": shortened(str(value))},
             )
         )
     return period
@@ -136,19 +186,16 @@ def _articles(
     lines: list[str], start: int, warnings: list[ParseWarning]
 ) -> tuple[list[str], list[Draft]]:
     """Sections in order, and each ``##`` article with the lines up to the next heading."""
-    sections: list[str] = []
+    sections: dict[str, None] = {}  # in order of first mention; a dict to look up quickly
     heads: list[tuple[int, str, str]] = []  # line, title, section
     section = ""
     for index in range(start, len(lines)):
-        text = lines[index].strip()
-        if named := _SECTION.match(text):
-            section = plain(clean(named.group(1)))
-            if section not in sections:
-                sections.append(section)
-        elif titled := _ARTICLE.match(text):
-            heads.append((index, plain(clean(titled.group(1))), section))
-            if section not in sections:
-                sections.append(section)
+        if (named := _heading(lines[index], 1)) is not None:
+            section = plain(clean(named))
+            sections.setdefault(section)
+        elif (titled := _heading(lines[index], 2)) is not None:
+            heads.append((index, plain(clean(titled)), section))
+            sections.setdefault(section)
     drafts = []
     for position, (line, title, section) in enumerate(heads):
         end = heads[position + 1][0] if position + 1 < len(heads) else len(lines)
@@ -165,7 +212,7 @@ def _articles(
 
 def _section_line(lines: list[str], start: int, end: int) -> int:
     """Where an article's lines stop: at the next ``#`` section line, if one comes first."""
-    return next((i for i in range(start, end) if _SECTION.match(lines[i].strip())), end)
+    return next((i for i in range(start, end) if _heading(lines[i], 1) is not None), end)
 
 
 def _article(

@@ -10,6 +10,7 @@ Nothing here knows about topics, databases or Flask: text in, drafts out.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -126,7 +127,7 @@ _HEADINGS = (
 )
 _HEADING_MAX = 40
 
-_MD_HEADING = re.compile(r"^(#{3,6})\s+(.+?)\s*#*$")
+_ATX_HEADING = re.compile(r"(#{1,6})\s+(.+)")
 _MD_ROW = re.compile(r"^\|.*\|$")
 _MD_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
 _MD_ITEM = re.compile(r"^[-*+]\s+")
@@ -211,6 +212,23 @@ def title_key(text: str) -> str:
     return _KEY_DROP.sub("", folded).casefold()
 
 
+def atx_heading(text: str) -> tuple[int, str] | None:
+    """A Markdown ``#`` heading's level and text, or None when the line is not one.
+
+    A closing run of ``#`` is dropped when a space stands before it (``## C#`` keeps its
+    ``#``). Written without a regular expression over the line's end, which backtracks
+    for minutes on one long line of ``#`` characters.
+    """
+    found = _ATX_HEADING.fullmatch(text)
+    if found is None:
+        return None
+    title = found.group(2).rstrip()
+    bare = title.rstrip("#")
+    if not bare or bare[-1].isspace():
+        title = bare.rstrip()
+    return len(found.group(1)), title
+
+
 def plain(text: str) -> str:
     """Text with its ``**`` emphasis markers removed."""
     return text.replace("**", "").strip()
@@ -262,9 +280,9 @@ def _classify_markdown(text: str, number: int, key: str) -> Line:
     if _MD_ROW.match(text):
         cells = [plain(cell.strip()) for cell in text[1:-1].split("|")]
         return Line("row", number, cells=cells)
-    heading = _MD_HEADING.match(text)
-    if heading:
-        return Line("heading", number, plain(heading.group(2)), rank=len(heading.group(1)) - 2)
+    heading = atx_heading(text)
+    if heading and heading[0] >= 3:
+        return Line("heading", number, plain(heading[1]), rank=heading[0] - 2)
     item = _MD_ITEM.match(text)
     line = _classify_text(text[item.end() :] if item else text, number, key)
     line.item = bool(item) and line.kind == "paragraph"
@@ -411,20 +429,53 @@ def _blocks(items: list[Line], *, markdown: bool) -> list[Block]:
     blocks: list[Block] = []
     ranks: list[int] = []
     previous: Line | Table | None = None
+    text = Joined("")  # the text of ``previous``, grown as lines join it
     gap = False
     for piece in pieces:
         if isinstance(piece, Line):
             if piece.kind == "blank":
                 gap = True
                 continue
-            if isinstance(previous, Line) and _joins(previous, piece, gap=gap, markdown=markdown):
-                previous.text = _joined(previous.text, piece.text)
+            if isinstance(previous, Line) and _joins(previous, text, piece, gap, markdown):
+                text.add(piece.text)
                 gap = False
                 continue
-        _emit(blocks, ranks, previous)
+        _emit(blocks, ranks, previous, text)
         previous, gap = piece, False
-    _emit(blocks, ranks, previous)
+        text = Joined(piece.text if isinstance(piece, Line) else "")
+    _emit(blocks, ranks, previous, text)
     return _dense_levels(blocks, ranks)
+
+
+class Joined:
+    """A paragraph's text as lines join it, with what ``continues`` asks of it kept up to date.
+
+    Lines are kept in a list and made one string once: adding each line to a growing
+    string, and searching all of it again before each join, takes minutes on one long
+    paragraph.
+    """
+
+    def __init__(self, first: str) -> None:
+        self.pieces = [first]
+        self.length = len(first)
+        self.chinese = bool(CJK.search(first))
+        self.marked = bool(_SENTENCE_MARKS.search(first))
+
+    def add(self, line: str) -> None:
+        """Join a line on: a space between Latin words, none next to Chinese."""
+        latin = self.pieces[-1][-1:].isascii() and line[:1].isascii()
+        piece = f" {line}" if latin else line
+        self.pieces.append(piece)
+        self.length += len(piece)
+        self.chinese = self.chinese or bool(CJK.search(line))
+        self.marked = self.marked or bool(_SENTENCE_MARKS.search(line))
+
+    def tail(self) -> str:
+        """The end of the text without trailing ``*``: the last piece that has more."""
+        return next((p.rstrip("*") for p in reversed(self.pieces) if p.rstrip("*")), "")
+
+    def __str__(self) -> str:
+        return "".join(self.pieces)
 
 
 def _group_rows(items: list[Line], *, markdown: bool) -> list[Line | Table]:
@@ -499,8 +550,8 @@ def _is_table_title(line: Line) -> bool:
     )
 
 
-def _joins(previous: Line, line: Line, *, gap: bool, markdown: bool) -> bool:
-    """Whether ``line`` continues the paragraph ``previous``.
+def _joins(previous: Line, text: Joined, line: Line, gap: bool, markdown: bool) -> bool:
+    """Whether ``line`` continues the paragraph ``previous`` (whose text so far is ``text``).
 
     In Markdown, lines without a blank between belong to one paragraph. In the text
     export every line is a paragraph, except that a page break cuts a sentence: the line
@@ -510,28 +561,23 @@ def _joins(previous: Line, line: Line, *, gap: bool, markdown: bool) -> bool:
         return False
     if markdown:
         return not gap
-    return gap and continues(previous.text, line.text)
+    return gap and continues(text, line.text)
 
 
-def continues(previous: str, following: str) -> bool:
+def continues(previous: Joined, following: str) -> bool:
     """Whether ``following`` carries on a sentence that a page break cut after ``previous``."""
-    tail, head = previous.rstrip("*"), following.lstrip("*")
+    tail, head = previous.tail(), following.lstrip("*")
     if not tail or not head or tail.endswith(_TERMINAL):
         return False
-    if not CJK.search(previous):
+    if not previous.chinese:
         return head[0].islower()  # English resumes mid-sentence in lower case
     # A short line without a full stop is a chart title or a label, not a cut sentence.
-    return len(previous) >= 40 or bool(_SENTENCE_MARKS.search(previous))
+    return previous.length >= 40 or previous.marked
 
 
-def _joined(first: str, second: str) -> str:
-    """Two pieces of one paragraph: a space between Latin words, none next to Chinese."""
-    latin = first[-1:].isascii() and second[:1].isascii()
-    return f"{first} {second}" if latin else first + second
-
-
-def _emit(blocks: list[Block], ranks: list[int], piece: Line | Table | None) -> None:
-    """Append the block a piece makes; headings' ranks are kept aside for ``_dense_levels``."""
+def _emit(blocks: list[Block], ranks: list[int], piece: Line | Table | None, text: Joined) -> None:
+    """Append the block a piece makes (``text``: a paragraph's joined text); headings'
+    ranks are kept aside for ``_dense_levels``."""
     if piece is None:
         return
     if isinstance(piece, dict):
@@ -542,7 +588,7 @@ def _emit(blocks: list[Block], ranks: list[int], piece: Line | Table | None) -> 
     elif piece.kind == "caption" and piece.text:
         blocks.append(Caption(type="caption", text=piece.text))
     elif piece.kind == "paragraph":
-        paragraph = emphasis(piece.text)
+        paragraph = emphasis(str(text))
         if paragraph["text"]:
             blocks.append(paragraph)
 
@@ -586,6 +632,9 @@ _TOC_PAGE = re.compile(r"(?:\s+[-–—]+\s*|\s*(?:\.{2,}|…+|·{2,})\s*|\t+)(\
 _TOC_ENTRY_MAX = 300  # No title is longer; longer lines are text, and never searched.
 _TOC_SECTION = re.compile(r"^(?:[◆◇■□●○★☆▶►▪]\s*(\S.*)|【(.+)】)$")
 _ISSUE_NUMBER = re.compile(r"总\s*第\s*(\d{1,5})\s*期")
+# The numbers an issue can have: the magazine is at 361, and the archive's addresses and
+# the database's integer column need a bound.
+ISSUE_NUMBERS = range(1, 100_000)
 _COVER_PERIOD = re.compile(r"(\d{4})\s*[/.\-年]\s*(\d{1,2})(?!\d)")
 _ANY_PERIOD = re.compile(r"(\d{4})\s*[/.\-年]\s*(\d{1,2})\s*月(?:刊|号)?")
 _MAGAZINE_NAME = re.compile(r"《([^《》]{2,20})》\s*(?:杂志|月刊|期刊)")
@@ -705,7 +754,8 @@ def _introduces_entries(lines: list[str], index: int, text: str) -> bool:
     """A short unmarked line directly followed by an entry names a section."""
     if len(text) > 16 or _CLAUSE_MARKS.search(text):
         return False
-    following = next((clean(line) for line in lines[index + 1 :] if clean(line)), "")
+    rest = (clean(lines[i]) for i in range(index + 1, len(lines)))  # no copy of the list
+    following = next((line for line in rest if line), "")
     return bool(following and _toc_entry(following))
 
 
@@ -714,13 +764,16 @@ def read_cover(cover: list[str]) -> tuple[int | None, str | None, str, list[Pars
     texts = [clean(line) for line in cover]
     line = next((i for i, text in enumerate(texts) if _ISSUE_NUMBER.search(text)), None)
     number = period = None
+    warnings = []
     if line is not None and (cover_number := _ISSUE_NUMBER.search(texts[line])):
         number = int(cover_number.group(1))
         period = parse_period(texts[line], _COVER_PERIOD)
+        if number not in ISSUE_NUMBERS:
+            warnings.append(number_out_of_range(number))
+            number = None
     period = period or next(filter(None, (parse_period(t, _ANY_PERIOD) for t in texts)), None)
     title = _magazine_name(texts, line)
-    warnings = []
-    if number is None:
+    if number is None and not warnings:
         warnings.append(
             ParseWarning(N_("No issue number (such as 总第361期) was found on the cover."))
         )
@@ -729,6 +782,19 @@ def read_cover(cover: list[str]) -> tuple[int | None, str | None, str, list[Pars
     if not title:
         warnings.append(ParseWarning(N_("No magazine name was found on the cover.")))
     return number, period, title, warnings
+
+
+def number_out_of_range(number: int) -> ParseWarning:
+    """The warning for an issue number that cannot be one (0, negative, too large)."""
+    return ParseWarning(
+        N_("The issue number %(value)s is not one from 1 to 99999; it was left empty."),
+        {"value": shortened(str(number))},
+    )
+
+
+def shortened(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters with …, for quoting a value in a warning."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_period(text: str, pattern: re.Pattern[str] = _ANY_PERIOD) -> str | None:
@@ -758,30 +824,44 @@ def locate(lines: list[str], toc: Toc) -> list[tuple[Entry, int, int]]:
     A title matches a whole line, or two lines when it was wrapped; an entry that is not
     found is skipped, and the search for the next one starts where it stood.
     """
-    keys = [title_key(clean(line)) for line in lines]
+    places = _title_places([title_key(clean(line)) for line in lines], toc.end)
     found: list[tuple[Entry, int, int]] = []
     cursor = toc.end
     for entry in toc.entries:
-        place = _find_title(keys, title_key(entry.title), cursor)
+        place = _find_title(places, title_key(entry.title), cursor)
         if place:
             found.append((entry, *place))
             cursor = place[1] + 1
     return found
 
 
-def _find_title(keys: list[str], key: str, start: int) -> tuple[int, int] | None:
-    """The first line (or wrapped pair of lines) from ``start`` whose key is ``key``."""
-    if not key:
-        return None
+def _title_places(keys: list[str], start: int) -> dict[str, list[tuple[int, int]]]:
+    """Every key a title could have from ``start`` on, with the lines it spans, in order.
+
+    A line's own key spans that line; a line joined to the next non-empty line among the
+    three after it spans both (a title wrapped over two lines). Looking entries up here
+    keeps a long file with many unmatched entries from being searched once per entry.
+    """
+    places: dict[str, list[tuple[int, int]]] = {}
     for index in range(start, len(keys)):
         line = keys[index]
-        if line == key:
-            return index, index
-        if line and key.startswith(line):
-            after = next((i for i in range(index + 1, min(index + 4, len(keys))) if keys[i]), None)
-            if after is not None and line + keys[after] == key:
-                return index, after
-    return None
+        if not line:
+            continue
+        places.setdefault(line, []).append((index, index))
+        after = next((i for i in range(index + 1, min(index + 4, len(keys))) if keys[i]), None)
+        if after is not None:
+            places.setdefault(line + keys[after], []).append((index, after))
+    return places
+
+
+def _find_title(
+    places: dict[str, list[tuple[int, int]]], key: str, start: int
+) -> tuple[int, int] | None:
+    """The first line (or wrapped pair of lines) from ``start`` whose key is ``key``."""
+    spans = places.get(key, []) if key else []
+    # Spans are in line order, a line's own span before its wrapped one.
+    at = bisect.bisect_left(spans, (start, -1))
+    return spans[at] if at < len(spans) else None
 
 
 def _read_articles(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from babel.messages.pofile import read_po
 from hypothesis import HealthCheck
@@ -141,7 +142,8 @@ def check_contract(parsed: ParsedIssue) -> None:
         assert len(article.summary) <= SUMMARY_LIMIT
         assert set(article.topics) <= {"policy", "companies", "data"}
         assert article.chars >= 0
-        for block in article.blocks:
+        blocks: list[Any] = list(article.blocks)  # each kind has its own keys
+        for block in blocks:
             kind = block["type"]
             if kind == "table":
                 assert all(len(row) == len(block["header"]) for row in block["rows"])
