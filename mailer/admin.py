@@ -45,8 +45,6 @@ from mailer.importer import ParseWarning
 
 bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
 
-# An issue file is text of a few hundred kilobytes; anything far larger is not an issue.
-ISSUE_FILE_MAX = 5 * 1024 * 1024
 UPLOAD_KEY = "issue_upload"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
@@ -116,8 +114,8 @@ def upload() -> Any:
     form = UploadForm()
     if not form.validate_on_submit():
         return _index_page(form, 400)
-    data = form.file.data.read(ISSUE_FILE_MAX + 1)
-    if len(data) > ISSUE_FILE_MAX:
+    data = form.file.data.read(issues.ISSUE_FILE_MAX + 1)
+    if len(data) > issues.ISSUE_FILE_MAX:
         abort(413)
     filename = Path(form.file.data.filename or "issue.txt").name
     try:
@@ -250,9 +248,13 @@ def edit_article(issue_id: int, article_id: int) -> Any:
 
 
 @bp.post("/<int:issue_id>/status")
-@auth.login_required()
+@auth.login_required("admin")
 def change_status(issue_id: int) -> Any:
-    """Mark an issue ready (it appears in the public archive) or take it back to draft."""
+    """Mark an issue ready (it appears in the public archive) or take it back to draft.
+
+    Editors import and tag; publishing is the administrators' call, as sending is: ready
+    puts the issue before the public and releases it to be sent.
+    """
     try:
         with db.transaction() as db_session:
             issue = issues.set_status(db_session, issue_id, request.form.get("status", ""))

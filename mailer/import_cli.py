@@ -72,14 +72,30 @@ def import_issue(path: Path, dry_run: bool, as_json: bool) -> None:
 
 def _parse(path: Path) -> ParsedIssue:
     """The parsed file, or a refusal naming what is wrong with it."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        refuse(f"Cannot read {path}: {error.strerror or error}.")
+    data = _read(path)
     try:
         return issues.parse(data, path.name, current_app.config)
     except NotAnIssue as error:
         refuse(f"{path} was not imported: {error}")
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes, or a refusal: a folder, a pipe or a device is not an issue file
+    (reading a pipe waits for a writer forever, /dev/zero never ends), nor is a file far
+    larger than one issue."""
+    if path.exists() and not path.is_file():
+        refuse(
+            f"Cannot read {path}: it is {'a folder' if path.is_dir() else 'not a regular file'}."
+        )
+    try:
+        with path.open("rb") as file:
+            data = file.read(issues.ISSUE_FILE_MAX + 1)
+    except OSError as error:
+        refuse(f"Cannot read {path}: {error.strerror or error}.")
+    if len(data) > issues.ISSUE_FILE_MAX:
+        limit = issues.ISSUE_FILE_MAX // (1024 * 1024)
+        refuse(f"{path} was not imported: it is larger than {limit} MB, far more than one issue.")
+    return data
 
 
 def describe(parsed: ParsedIssue) -> str:

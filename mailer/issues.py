@@ -27,6 +27,7 @@ from sqlalchemy import CursorResult
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import selectinload
 
@@ -47,6 +48,10 @@ ISSUE_TITLE_LIMIT = 200
 SECTION_NAME_LIMIT = 100
 SUMMARY_LIMIT = 500
 FILENAME_LIMIT = 255
+# Ids are the database's integer column; larger ones in an address name nothing.
+ID_MAX = 2**31 - 1
+# An issue file is text of a few hundred kilobytes; anything far larger is not an issue.
+ISSUE_FILE_MAX = 5 * 1024 * 1024
 # An upload not confirmed within this time is forgotten.
 UPLOAD_MAX_AGE = timedelta(hours=1)
 
@@ -149,7 +154,17 @@ def store_issue(db_session: Session, parsed: ParsedIssue) -> StoreResult:
         # The old rows go first: the new ones reuse their (issue, position) keys.
         db_session.flush()
     _fill_issue(issue, parsed)
-    db_session.flush()
+    try:
+        db_session.flush()
+    except IntegrityError as error:
+        # Another import stored this number after ``plan`` looked (two editors at once).
+        raise IssueError(
+            N_(
+                "Issue %(number)s was stored by another import at the same moment; "
+                "import the file again to see what it would change."
+            ),
+            number=parsed.number,
+        ) from error
     return StoreResult(issue, action)
 
 
@@ -240,6 +255,8 @@ def _stored_warning(item: object) -> ParseWarning | str:
 
 def load_issue(db_session: Session, issue_id: int) -> Issue:
     """An issue with its sections and articles loaded, or IssueError when there is none."""
+    if not 0 < issue_id <= ID_MAX:
+        raise NotFound(N_("There is no issue with id %(id)s."), id=issue_id)
     issue = db_session.scalars(
         select(Issue)
         .where(Issue.id == issue_id)
@@ -281,7 +298,7 @@ def _row(issue: Issue, articles: int) -> IssueRow:
 
 def find_article(db_session: Session, article_id: int, issue_id: int | None = None) -> Article:
     """The article with ``article_id`` (in issue ``issue_id`` when given), or NotFound."""
-    article = db_session.get(Article, article_id)
+    article = db_session.get(Article, article_id) if 0 < article_id <= ID_MAX else None
     if article is None or (issue_id is not None and article.section.issue_id != issue_id):
         raise NotFound(N_("There is no article with id %(id)s."), id=article_id)
     return article

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
@@ -405,9 +406,12 @@ def test_import_and_retag_in_the_browser(
 
 
 def test_marking_ready_publishes_to_the_archive_and_draft_hides_it(
-    editor: FlaskClient, app: Flask, db: Session, stored: Issue
+    client: FlaskClient, app: Flask, db: Session, stored: Issue
 ) -> None:
     """Ready puts the issue in the public archive; back to draft takes it out; sent stays sent."""
+    make_editor(db, "chief@newsletter.test", role="admin")
+    log_in(client, "chief@newsletter.test")
+    editor = client
     public = app.test_client()
     assert public.get(f"/issues/{stored.number}").status_code == 404
     token = csrf_token(editor, f"/editor/issues/{stored.id}")
@@ -424,8 +428,124 @@ def test_marking_ready_publishes_to_the_archive_and_draft_hides_it(
         follow_redirects=True,
     )
     assert "此处只能将期刊设为草稿或待发送" in refused.get_data(as_text=True)
-    db.execute(Issue.__table__.update().values(status="sent"))
+    db.execute(update(Issue).values(status="sent"))
     db.commit()
     editor.post(f"/editor/issues/{stored.id}/status", data={"status": "draft", "csrf_token": token})
     db.expire_all()
     assert db.get(Issue, stored.id).status == "sent"  # type: ignore[union-attr]
+
+
+def test_a_plain_editor_cannot_publish_or_unpublish(
+    editor: FlaskClient, db: Session, stored: Issue
+) -> None:
+    """Editors import and tag; marking ready (public, releasable) is for administrators."""
+    page = editor.get(f"/editor/issues/{stored.id}").get_data(as_text=True)
+    assert f"/editor/issues/{stored.id}/status" not in page and "由管理员将本期标记为待发送" in page
+    token = csrf_token(editor, f"/editor/issues/{stored.id}")
+    for before, asked in (("draft", "ready"), ("ready", "draft")):
+        db.execute(update(Issue).values(status=before))
+        db.commit()
+        response = editor.post(
+            f"/editor/issues/{stored.id}/status", data={"status": asked, "csrf_token": token}
+        )
+        assert response.status_code == 403
+        db.expire_all()
+        assert db.get(Issue, stored.id).status == before  # type: ignore[union-attr]
+
+
+def post_paths(issue: Issue) -> list[str]:
+    """Every form the issue pages post to."""
+    article = issue.sections[0].articles[0]
+    return [
+        "/editor/issues/import",
+        "/editor/issues/import/confirm",
+        "/editor/issues/import/cancel",
+        f"/editor/issues/{issue.id}/articles/{article.id}",
+        f"/editor/issues/{issue.id}/status",
+    ]
+
+
+def test_every_form_needs_a_login_and_the_csrf_token(
+    client: FlaskClient, db: Session, stored: Issue, seed_bytes: bytes
+) -> None:
+    """Anonymous posts go to the login page; an admin's posts without the token are refused."""
+    fields = {"status": "ready", "title": "伪造", "topics": "policy", "retag": "1"}
+    anonymous = {**fields, "csrf_token": csrf_token(client, "/editor/login")}
+    for path in post_paths(stored):
+        response = client.post(path, data=anonymous)
+        assert response.status_code == 302 and "/editor/login" in response.headers["Location"]
+    make_editor(db, "chief@newsletter.test", role="admin")
+    log_in(client, "chief@newsletter.test")
+    assert upload(client, seed_bytes).status_code == 302
+    for path in post_paths(stored):
+        files = {"file": (io.BytesIO(seed_bytes), "x.txt")} if path.endswith("import") else {}
+        response = client.post(path, data={**fields, **files}, content_type="multipart/form-data")
+        assert response.status_code == 400, path
+    db.expire_all()
+    fresh = db.get(Issue, stored.id)
+    assert fresh is not None and fresh.status == "draft"
+    assert fresh.sections[0].articles[0].title != "伪造"
+    assert len(pending_uploads(db)) == 1
+
+
+@pytest.mark.parametrize("big", ["2147483648", "99999999999999999999"])
+def test_ids_beyond_the_integer_range_are_not_found(
+    client: FlaskClient, db: Session, stored: Issue, big: str
+) -> None:
+    """Addresses with ids no row can have are a 404 page, never a database error."""
+    make_editor(db, "chief@newsletter.test", role="admin")
+    log_in(client, "chief@newsletter.test")
+    token = csrf_token(client, INDEX)
+    article = stored.sections[0].articles[0]
+    assert client.get(f"/editor/issues/{big}").status_code == 404
+    for path in (
+        f"/editor/issues/{big}/status",
+        f"/editor/issues/{stored.id}/articles/{big}",
+        f"/editor/issues/{big}/articles/{article.id}",
+    ):
+        response = client.post(path, data={"csrf_token": token, "status": "ready", "title": "x"})
+        assert response.status_code == 404, path
+
+
+def test_an_issue_number_out_of_range_is_explained_not_stored(
+    editor: FlaskClient, db: Session
+) -> None:
+    """A Markdown number beyond any integer column gets a warning and a refusal, not a 500."""
+    text = "---\nnumber: 99999999999999999999\ntitle: 小刊\nperiod: 2024-03\n---\n\n## 文章\n\n正文。\n"
+    assert upload(editor, text.encode(), "big.md").status_code == 302
+    page = editor.get("/editor/issues/import/preview")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "不在 1 到 99999 之间" in html and "Import this issue" not in html
+    assert 'action="/editor/issues/import/confirm"' not in html
+    assert article_count(db) == 0
+
+
+def test_html_in_titles_is_shown_as_text(client: FlaskClient, app: Flask, db: Session) -> None:
+    """Markup in an issue's titles and summaries is escaped on the preview, the issue page
+    and the public archive."""
+    make_editor(db, "chief@newsletter.test", role="admin")
+    log_in(client, "chief@newsletter.test")
+    evil = "<img src=x onerror=alert(1)>"
+    text = (
+        f"---\nnumber: 7\ntitle: 小刊{evil}\nperiod: 2024-03\n---\n\n# 栏目{evil}\n\n"
+        f"## 标题{evil}\n\n正文{evil}。\n"
+    )
+    assert upload(client, text.encode(), "evil.md").status_code == 302
+    pages = [client.get("/editor/issues/import/preview").get_data(as_text=True)]
+    token = csrf_token(client, "/editor/issues/import/preview")
+    confirmed = client.post("/editor/issues/import/confirm", data={"csrf_token": token})
+    issue_page = confirmed.headers["Location"]
+    pages.append(client.get(issue_page).get_data(as_text=True))
+    pages.append(client.get(INDEX).get_data(as_text=True))
+    issue_id = int(issue_page.rsplit("/", 1)[1])
+    client.post(f"{issue_page}/status", data={"status": "ready", "csrf_token": token})
+    assert db.get(Issue, issue_id).status == "ready"  # type: ignore[union-attr]
+    public = app.test_client()
+    pages += [
+        public.get("/issues/7").get_data(as_text=True),
+        public.get("/issues/7/1").get_data(as_text=True),
+    ]
+    for html in pages:
+        assert "<img" not in html
+    assert all("&lt;img src=x onerror=alert(1)&gt;" in html for html in pages)

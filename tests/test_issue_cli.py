@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -163,6 +164,48 @@ def test_a_file_that_is_not_an_issue_is_refused(
     assert words in result.stderr and "was not imported" in result.stderr
     assert "Traceback" not in result.output
     assert stored_articles(db) == 0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_device_is_refused_without_reading_it(
+    runner: FlaskCliRunner, db: Session, tmp_path: Path, kind: str
+) -> None:
+    """A named pipe (which would wait for a writer) or /dev/zero (which never ends) exits 2."""
+    if kind == "fifo":
+        path = tmp_path / "issue.txt"
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    result = run(runner, path, "--json")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"Cannot read {path}: it is not a regular file."
+    assert stored_articles(db) == 0
+
+
+def test_a_file_larger_than_any_issue_is_refused(
+    runner: FlaskCliRunner, db: Session, tmp_path: Path, seed_bytes: bytes
+) -> None:
+    """A file over the upload limit exits 2 with one sentence; only that much is read."""
+    path = written(tmp_path, seed_bytes + b"\n" * issues.ISSUE_FILE_MAX)
+    result = run(runner, path, "--json")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "larger than 5 MB" in result.stderr and "Traceback" not in result.output
+    assert stored_articles(db) == 0
+
+
+def test_a_refused_store_keeps_stdout_empty(
+    runner: FlaskCliRunner, db: Session, tmp_path: Path, seed_bytes: bytes
+) -> None:
+    """An import refused when storing prints nothing on stdout with --json, and exits 2."""
+    assert run(runner, SEED).exit_code == 0
+    db.execute(update(Issue).values(status="ready"))
+    db.commit()
+    path = written(tmp_path, seed_bytes.replace("10项".encode(), "11项".encode()))
+    result = run(runner, path, "--json")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "ready to send" in result.stderr
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder"])

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import StatementError
@@ -269,3 +270,44 @@ def test_list_issues_newest_first(app: Flask, db: Session, seed_bytes: bytes) ->
         (362, 34, "draft"),
         (361, 34, "draft"),
     ]
+
+
+def test_two_imports_of_one_number_at_once(app: Flask, db: Session, seed_bytes: bytes) -> None:
+    """When another import stores the number between the check and the write, the later one
+    is refused in a sentence, writes nothing, and the first one's issue stays as stored."""
+    mine, theirs = parse(app, seed_bytes), parse(app, revised(seed_bytes))
+
+    def the_other_editor_first(*_: object) -> None:
+        if not counts(db)[0]:
+            store(db, theirs)
+
+    with (
+        app.app_context(),
+        pytest.raises(issues.IssueError, match="stored by another import") as refused,
+        core_db.transaction() as db_session,
+    ):
+        event.listen(db_session, "before_flush", the_other_editor_first)
+        issues.store_issue(db_session, mine)
+    assert refused.value.msgid and "361" in str(refused.value)
+    assert counts(db) == (1, 6, 34)
+    assert db.scalars(select(Issue.content_hash)).one() == theirs.content_hash
+
+
+def test_the_same_issue_in_other_encodings_is_recognised(
+    app: Flask, db: Session, seed_bytes: bytes
+) -> None:
+    """The seed again as GB18030, or as UTF-8 with BOM and CRLF, is the same file: unchanged."""
+    store(db, parse(app, seed_bytes))
+    text = seed_bytes.decode()
+    for data in (text.encode("gb18030"), text.replace("\n", "\r\n").encode("utf-8-sig")):
+        assert store(db, parse(app, data)).action == "unchanged"
+    assert counts(db) == (1, 6, 34)
+
+
+@pytest.mark.parametrize("number", [0, -1, 2**31, 2**63, 10**30])
+def test_ids_outside_the_integer_column_are_not_found(db: Session, number: int) -> None:
+    """An id no row can have is NotFound, not a database error."""
+    with pytest.raises(issues.NotFound):
+        issues.load_issue(db, number)
+    with pytest.raises(issues.NotFound):
+        issues.find_article(db, number)
