@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core import i18n
+from core.i18n import N_
 from mailer import outbox
 from mailer.message import build_message
 from mailer.message import mailbox
@@ -40,12 +41,27 @@ def recipient(subscriber: Subscriber) -> str:
     return mailbox(subscriber.name, subscriber.email)
 
 
-def _context(subscriber: Subscriber, config: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "reader_name": subscriber.name or "",
-        "list_name": config["MAIL_FROM_NAME"],
-        "base_url": config["BASE_URL"],
-    }
+def _notice(
+    template: str,
+    subject: str,
+    subscriber: Subscriber,
+    message: OutboxMessage,
+    config: Mapping[str, Any],
+    **context: Any,
+) -> EmailMessage:
+    """A notice to one reader in their language: ``subject`` is a message id translated here."""
+    html, text = render_pair(
+        template,
+        message.locale,
+        reader_name=subscriber.name or "",
+        list_name=config["MAIL_FROM_NAME"],
+        base_url=config["BASE_URL"],
+        **context,
+    )
+    translated = i18n.translations(message.locale).gettext(subject)
+    return build_message(
+        outbox.standard_headers(config, recipient(subscriber), translated), text, html
+    )
 
 
 @outbox.builder("confirm")
@@ -54,17 +70,14 @@ def build_confirm(
 ) -> EmailMessage:
     """The double opt-in email: one link that activates the subscription."""
     subscriber = _subscriber(db_session, message)
-    _ = i18n.translations(message.locale).gettext
-    html, text = render_pair(
+    return _notice(
         "confirm",
-        message.locale,
+        N_("Please confirm your subscription"),
+        subscriber,
+        message,
+        config,
         confirm_url=links.confirm_url(subscriber),
         days=config["TOKEN_MAX_AGE_DAYS"],
-        **_context(subscriber, config),
-    )
-    subject = _("Please confirm your subscription")
-    return build_message(
-        outbox.standard_headers(config, recipient(subscriber), subject), text, html
     )
 
 
@@ -74,16 +87,13 @@ def build_preferences_link(
 ) -> EmailMessage:
     """The reader's own preferences link, asked for or sent when an active reader signs up again."""
     subscriber = _subscriber(db_session, message)
-    _ = i18n.translations(message.locale).gettext
-    html, text = render_pair(
+    return _notice(
         "preferences_link",
-        message.locale,
+        N_("Your link to change your newsletter preferences"),
+        subscriber,
+        message,
+        config,
         already=message.params.get("reason") == "already_subscribed",
         preferences_url=links.preferences_url(subscriber),
         unsubscribe_url=links.unsubscribe_url(subscriber),
-        **_context(subscriber, config),
-    )
-    subject = _("Your link to change your newsletter preferences")
-    return build_message(
-        outbox.standard_headers(config, recipient(subscriber), subject), text, html
     )
