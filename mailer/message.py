@@ -104,9 +104,6 @@ def build_message(
     message.set_content(text, subtype="plain", charset="utf-8", cte=cte)
     if html is not None:
         message.add_alternative(html, subtype="html", charset="utf-8", cte=cte)
-    for header in set(message.keys()):
-        for value in message.get_all(header, []):
-            check_header(header, str(value))
     return message
 
 
