@@ -7,7 +7,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY core core
 COPY mailer mailer
+COPY issues issues
 COPY subscribers subscribers
+COPY campaigns campaigns
 COPY migrations migrations
 COPY templates templates
 COPY static static
@@ -15,7 +17,7 @@ COPY samples samples
 COPY web.py worker.py ./
 
 RUN pip install . \
- && for dir in core/translations mailer/translations mailer/import_translations subscribers/translations; do \
+ && for dir in core/translations mailer/translations issues/translations subscribers/translations campaigns/translations; do \
       if [ -d "$dir" ]; then pybabel compile -d "$dir"; fi; done \
  && useradd --system --home /app newsletter && chown -R newsletter /app
 

@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PY_SOURCES := core mailer subscribers tests bench web.py worker.py
+PY_SOURCES := core mailer issues subscribers campaigns tests bench web.py worker.py
 # Message catalogues, as babel.cfg=translations-folder (see core/i18n.py).
 CATALOGUES := core/babel.cfg=core/translations mailer/babel.cfg=mailer/translations \
-	mailer/import_babel.cfg=mailer/import_translations subscribers/babel.cfg=subscribers/translations
-CATALOGUE_DIRS := core/translations mailer/translations mailer/import_translations subscribers/translations
+	issues/babel.cfg=issues/translations subscribers/babel.cfg=subscribers/translations \
+	campaigns/babel.cfg=campaigns/translations
+CATALOGUE_DIRS := core/translations mailer/translations issues/translations subscribers/translations \
+	campaigns/translations
 
 .PHONY: demo test lint types pytest translations migration clean bench i18n
 

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mailer.importer import parse_issue  # noqa: E402  (the path is set just above)
+from issues.importer import parse_issue  # noqa: E402  (the path is set just above)
 
 SEED = ROOT.parent / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 FILES = (SEED, ROOT / "samples" / "sample-issue.txt", ROOT / "samples" / "sample-issue.md")

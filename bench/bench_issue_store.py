@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from core import create_app  # noqa: E402
 from core import migrate  # noqa: E402
-from mailer import issues  # noqa: E402
-from mailer.models import Issue  # noqa: E402
+from issues import store as issues  # noqa: E402
+from issues.models import Issue  # noqa: E402
 
 SEED = ROOT.parent / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 FILES = (SEED, ROOT / "samples" / "sample-issue.md")

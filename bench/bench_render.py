@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.config import DEFAULTS  # noqa: E402  (the path is set just above)
-from mailer.importer import parse_issue  # noqa: E402
+from issues.importer import parse_issue  # noqa: E402
 from mailer.message import build_message  # noqa: E402
 from mailer.message import issue_mail  # noqa: E402
 from mailer.message import mailbox  # noqa: E402

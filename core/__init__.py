@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from core import devmail
     from core import errors
     from core import i18n
+    from core import registry
     from core import security
     from core import views
 
@@ -35,30 +37,31 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         instance_path=str(ROOT / "instance"),
     )
     config.load(app, test_config)
+    registry.init_app(app)
     db.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
     errors.init_app(app)
-    celery.celery_init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(views.public)
+    app.jinja_env.globals["current_editor"] = auth.current_editor
+    _register_packages(app)
     if app.config["ENV"] == "development" and app.config["CAPTURE_DIR"]:
         app.register_blueprint(devmail.bp)
-    app.jinja_env.globals["current_editor"] = auth.current_editor
-    # Packages add (endpoint, label, role) entries to the editor navigation in their init_app.
-    editor_nav: list[tuple[str, Any, str]] = [("auth.home", _l("Home"), "editor")]
-    if "devmail" in app.blueprints:
-        editor_nav.append(("devmail.inbox", _l("Captured mail"), "editor"))
-    app.jinja_env.globals["editor_nav"] = editor_nav
-    _register_packages(app)
+        registry.add_nav(app, "devmail.inbox", _l("Captured mail"))
+    # Celery comes last: it needs every package's task modules and beat entries.
+    celery.celery_init_app(app)
     cli.init_app(app)
     return app
 
 
-def _register_packages(app: Flask) -> None:
-    """Let each feature package add its blueprints, navigation entries and commands."""
-    import mailer.views
-    import subscribers.views
+# The packages above core, from the ground up; each has an ``init_app(app)`` that registers
+# its blueprints, commands, tasks, beat entries and editor navigation (core.registry).
+PACKAGES = ("mailer", "issues", "subscribers", "campaigns")
 
-    mailer.views.init_app(app)
-    subscribers.views.init_app(app)
+
+def _register_packages(app: Flask) -> None:
+    """Let each package register itself; the only place core names the floors above it."""
+    for name in PACKAGES:
+        package = importlib.import_module(name)
+        package.init_app(app)

@@ -8,8 +8,7 @@ from celery import Celery
 from celery import Task
 from flask import Flask
 
-# Packages whose ``tasks`` module defines @shared_task functions.
-TASK_PACKAGES = ["mailer", "subscribers"]
+from core import registry
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -21,9 +20,11 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
-    celery_app.conf.update(celery_settings(app.config))
+    plugged = registry.of(app)
+    celery_app.conf.update(celery_settings(app.config), beat_schedule=dict(plugged.beat))
     celery_app.set_default()
-    celery_app.autodiscover_tasks(TASK_PACKAGES, force=True)
+    # The task modules each package registered (core.registry.add_tasks), imported now.
+    celery_app.autodiscover_tasks(plugged.task_modules, related_name=None, force=True)
     app.extensions["celery"] = celery_app
     return celery_app
 
@@ -51,7 +52,4 @@ def celery_settings(config: Any) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_expires": 86_400,
         "worker_hijack_root_logger": False,
-        "beat_schedule": {
-            "requeue-stale-outbox": {"task": "mailer.tasks.requeue_stale", "schedule": 60.0},
-        },
     }

@@ -8,13 +8,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import db
+from core import registry
 from core.config import ConfigError
 from core.config import env_name
 
 
 def check_services(app: Flask) -> None:
-    """Raise ConfigError if the database or Redis cannot be reached, or DKIM cannot sign."""
-    check_dkim(app)
+    """Raise ConfigError if the database or Redis cannot be reached, or a package's own
+    start-up check (``registry.add_check``: DKIM must be able to sign) fails."""
+    for check in registry.of(app).checks:
+        check(app)
     with app.app_context():
         try:
             with db.engine().connect() as connection:
@@ -30,16 +33,3 @@ def check_services(app: Flask) -> None:
         raise ConfigError(
             f"Redis at {env_name('REDIS_URL')} ({app.config['REDIS_URL']}) cannot be reached: {error}"
         ) from None
-
-
-def check_dkim(app: Flask) -> None:
-    """With DKIM configured, the key must be readable and able to sign a message."""
-    from mailer import dkim
-
-    if not dkim.enabled(app.config):
-        return
-    probe = b"From: check@invalid\r\nSubject: start-up check\r\n\r\nbody\r\n"
-    try:
-        dkim.sign(probe, app.config)
-    except dkim.DkimError as error:
-        raise ConfigError(str(error)) from None

@@ -1,4 +1,4 @@
-"""Command-line tools: ``flask --app web editors …``, ``db upgrade``, ``send-test``.
+"""Command-line tools: ``flask --app web editors …`` and ``db upgrade``.
 
 Each command checks its arguments and exits with status 2 and one plain sentence when they
 are wrong; nothing is written unless the whole command succeeds.
@@ -6,28 +6,19 @@ are wrong; nothing is written unless the whole command succeeds.
 
 from __future__ import annotations
 
-import time
-
 import click
-from email_validator import EmailNotValidError
-from email_validator import validate_email
 from flask import Flask
 from flask import current_app
 from flask.cli import AppGroup
-from flask.cli import with_appcontext
 
 from core import auth
 from core import db
 from core import migrate
-from mailer import outbox
-from mailer.models import OutboxMessage
-from mailer.tasks import enqueue_delivery
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(editors)
     app.cli.add_command(database)
-    app.cli.add_command(send_test)
 
 
 def fail(message: str) -> None:
@@ -84,41 +75,3 @@ database = AppGroup("db", help="Database schema.")
 def upgrade() -> None:
     migrate.upgrade(current_app.config["DATABASE_URL"])
     click.echo("The database schema is up to date.")
-
-
-@click.command("send-test", help="Send a small bilingual test email through a worker.")
-@with_appcontext
-@click.argument("address")
-@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
-@click.option(
-    "--wait", type=click.IntRange(0, 600), default=0, help="Seconds to wait for the outcome."
-)
-def send_test(address: str, lang: str, wait: int) -> None:
-    try:
-        address = validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as error:
-        fail(f"{address!r} is not a usable email address: {error}")
-    with db.transaction() as db_session:
-        message = outbox.queue(
-            db_session, "test", address, lang, enqueue_delivery, requested_by="cli"
-        )
-    click.echo(f"Queued test email #{message.id} to {address}.")
-    if wait:
-        _wait_for(message.id, wait)
-
-
-def _wait_for(message_id: int, seconds: int) -> None:
-    """Poll the outbox row until the worker has recorded an outcome."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        db_session = db.session()
-        message = db_session.get(OutboxMessage, message_id, populate_existing=True)
-        db_session.rollback()
-        if message is not None and message.status in ("sent", "failed"):
-            click.echo(f"{message.status}: {message.smtp_code} {message.smtp_reply}")
-            if message.status == "failed":
-                raise click.exceptions.Exit(1)
-            return
-        time.sleep(0.2)
-    click.echo(f"No outcome after {seconds} s: is a worker running?", err=True)
-    raise click.exceptions.Exit(1)

@@ -6,25 +6,10 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms import PasswordField
-from wtforms import SelectChoice
-from wtforms import SelectField
 from wtforms.validators import DataRequired
-from wtforms.validators import Email
 from wtforms.validators import Length
 
 
 class LoginForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
-
-
-class TestSendForm(FlaskForm):
-    address = EmailField(
-        _l("Send a test email to"),
-        validators=[DataRequired(), Email(message=_l("Enter an email address.")), Length(max=254)],
-    )
-    locale = SelectField(
-        _l("Language"),
-        choices=[SelectChoice("zh", "中文"), SelectChoice("en", "English")],
-        default="zh",
-    )

@@ -26,8 +26,9 @@ from core.config import ROOT
 CATALOGUES = (
     ("core/babel.cfg", "core/translations"),
     ("mailer/babel.cfg", "mailer/translations"),
-    ("mailer/import_babel.cfg", "mailer/import_translations"),
+    ("issues/babel.cfg", "issues/translations"),
     ("subscribers/babel.cfg", "subscribers/translations"),
+    ("campaigns/babel.cfg", "campaigns/translations"),
 )
 LANG_COOKIE = "lang"
 

@@ -1,8 +1,7 @@
-"""The editor's door: login, logout, the editor home page with a test send."""
+"""The editor's door: login and logout; and the site's root and health check."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint
@@ -16,21 +15,15 @@ from flask import session
 from flask import url_for
 from flask_babel import gettext as _
 from limits import parse as parse_limit
-from sqlalchemy import func
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from core import auth
 from core import db
+from core import registry
 from core.checks import check_services
 from core.config import ConfigError
 from core.forms import LoginForm
-from core.forms import TestSendForm
 from core.security import limiter
-from mailer import outbox
-from mailer.models import OutboxMessage
-from mailer.tasks import enqueue_delivery
 
 bp = Blueprint("auth", __name__, url_prefix="/editor")
 public = Blueprint("public", __name__)
@@ -60,7 +53,7 @@ def _login_limit() -> str:
 def safe_next(target: str | None) -> str:
     """Follow ``next`` only to a path on this site, never to another host."""
     if not target:
-        return url_for("auth.home")
+        return url_for(registry.of(current_app).home)
     parts = urlsplit(target)
     # Browsers read a backslash as a slash and drop tabs and newlines, so a backslash or a
     # control character could turn a path into another host; Werkzeug percent-encodes them in
@@ -73,7 +66,7 @@ def safe_next(target: str | None) -> str:
         or "\\" in target
         or any(ord(character) < 0x21 or ord(character) == 0x7F for character in target)
     ):
-        return url_for("auth.home")
+        return url_for(registry.of(current_app).home)
     return target
 
 
@@ -110,56 +103,3 @@ def logout() -> Response:
     session.clear()
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))
-
-
-@bp.route("/", methods=["GET", "POST"])
-@auth.login_required()
-def home() -> str | Response:
-    form = TestSendForm()
-    editor = auth.current_editor()
-    assert editor is not None
-    if form.validate_on_submit():
-        with db.transaction() as db_session:
-            outbox.queue(
-                db_session,
-                "test",
-                (form.address.data or "").strip(),
-                form.locale.data or "zh",
-                enqueue_delivery,
-                requested_by=editor.email,
-            )
-        flash(_("The test email is queued. Its status is shown below."), "info")
-        return redirect(url_for("auth.home"))
-    recent = list(
-        db.session().scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.kind == "test")
-            .order_by(OutboxMessage.id.desc())
-            .limit(10)
-        )
-    )
-    return render_template(
-        "web/editor/home.html",
-        form=form,
-        editor=editor,
-        recent=recent,
-        counts=overview(db.session()),
-        # While a test email is on its way the page refreshes itself (no script needed).
-        refresh=any(message.status in ("queued", "sending") for message in recent),
-    )
-
-
-def overview(db_session: Session) -> dict[str, dict[str, int]]:
-    """How many issues, subscribers and single emails there are, by status."""
-    from mailer.models import Issue
-    from subscribers.models import Subscriber
-
-    def by_status(column: Any) -> dict[str, int]:
-        rows = db_session.execute(select(column, func.count()).group_by(column))
-        return {str(status): int(count) for status, count in rows}
-
-    return {
-        "issues": by_status(Issue.status),
-        "subscribers": by_status(Subscriber.status),
-        "emails": by_status(OutboxMessage.status),
-    }

@@ -13,7 +13,9 @@ from functools import cache
 from typing import Any
 
 import dkim
+from flask import Flask
 
+from core.config import ConfigError
 from core.config import env_name
 
 SIGNED_HEADERS = (
@@ -78,3 +80,14 @@ def sign(payload: bytes, config: Mapping[str, Any]) -> bytes:
             f"{env_name('DKIM_DOMAIN')} and {env_name('DKIM_SELECTOR')} must be plain ASCII."
         ) from None
     return signature + payload
+
+
+def check(app: Flask) -> None:
+    """Start-up check: with DKIM configured, the key must be readable and able to sign."""
+    if not enabled(app.config):
+        return
+    probe = b"From: check@invalid\r\nSubject: start-up check\r\n\r\nbody\r\n"
+    try:
+        sign(probe, app.config)
+    except DkimError as error:
+        raise ConfigError(str(error)) from None

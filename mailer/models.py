@@ -1,4 +1,4 @@
-"""What the mailer stores: issues with their sections and articles, and the outbox of single emails."""
+"""What the mailer stores: the outbox of single emails."""
 
 from __future__ import annotations
 
@@ -6,82 +6,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON
-from sqlalchemy import ForeignKey
 from sqlalchemy import Index
-from sqlalchemy import LargeBinary
 from sqlalchemy import String
-from sqlalchemy import Text
-from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
-from sqlalchemy.orm import relationship
 
 from core.db import Base
-from core.db import TopicSet
 from core.db import UTCDateTime
 from core.db import utcnow
+from mailer.delivery import DeliveryState
 
-ISSUE_STATUSES = ("draft", "ready", "sent")
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed")
 
 
-class Issue(Base):
-    __tablename__ = "issue"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[int] = mapped_column(unique=True)
-    title: Mapped[str] = mapped_column(String(200))
-    period: Mapped[str | None] = mapped_column(String(7))  # "2023-02"
-    status: Mapped[str] = mapped_column(String(10), default="draft")
-    content_hash: Mapped[str] = mapped_column(String(64), index=True)
-    source_format: Mapped[str] = mapped_column(String(10), default="text")
-    # Each warning as {"msgid", "params"} (translatable); plain strings in older issues.
-    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-    sections: Mapped[list[Section]] = relationship(
-        back_populates="issue", order_by="Section.position", cascade="all, delete-orphan"
-    )
-
-
-class Section(Base):
-    __tablename__ = "section"
-    __table_args__ = (UniqueConstraint("issue_id", "position"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(100))
-    position: Mapped[int]
-    # Topics that every article of the section carries by default; empty: it goes to everyone.
-    topics: Mapped[tuple[str, ...]] = mapped_column(TopicSet, default=())
-
-    issue: Mapped[Issue] = relationship(back_populates="sections")
-    articles: Mapped[list[Article]] = relationship(
-        back_populates="section", order_by="Article.position", cascade="all, delete-orphan"
-    )
-
-
-class Article(Base):
-    __tablename__ = "article"
-    __table_args__ = (UniqueConstraint("section_id", "position"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    section_id: Mapped[int] = mapped_column(ForeignKey("section.id", ondelete="CASCADE"))
-    # Position within the whole issue, 1-based: the article's address in the web archive.
-    number: Mapped[int]
-    position: Mapped[int]
-    title: Mapped[str] = mapped_column(String(300))
-    byline: Mapped[str | None] = mapped_column(String(300))
-    source: Mapped[str | None] = mapped_column(String(300))
-    summary: Mapped[str] = mapped_column(Text, default="")
-    topics: Mapped[tuple[str, ...]] = mapped_column(TopicSet, default=())
-    blocks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-
-    section: Mapped[Section] = relationship(back_populates="articles")
-
-
-class OutboxMessage(Base):
+class OutboxMessage(DeliveryState, Base):
     """One single email (a test, a confirmation): what was asked, and what the relay answered.
 
     The row is written in the same transaction as whatever caused it and the send task is
@@ -97,30 +35,4 @@ class OutboxMessage(Base):
     to_address: Mapped[str] = mapped_column(String(254))
     locale: Mapped[str] = mapped_column(String(5), default="zh")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(10), default="queued")
-    attempts: Mapped[int] = mapped_column(default=0)
-    smtp_code: Mapped[int | None]
-    smtp_reply: Mapped[str | None] = mapped_column(Text)
-    message_id: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # When a queued row is due: now for a new one, later after a temporary failure.
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class PendingUpload(Base):
-    """An issue file an editor uploaded and is previewing, kept until confirmed or cancelled.
-
-    It waits in the database, not on one web server's disk, so that any web process can
-    serve the confirmation; the editor's session holds only the random token.
-    """
-
-    __tablename__ = "pending_upload"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token: Mapped[str] = mapped_column(String(64), unique=True)
-    editor_id: Mapped[int] = mapped_column(ForeignKey("editor.id", ondelete="CASCADE"), index=True)
-    filename: Mapped[str] = mapped_column(String(255))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -14,12 +14,12 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.db import on_commit
 from core.db import utcnow
+from mailer import delivery
 from mailer import dkim
 from mailer.message import FixedMessage
 from mailer.message import build_message
@@ -29,25 +29,10 @@ from mailer.models import OutboxMessage
 from mailer.render import render_pair
 from mailer.smtp import Accepted
 from mailer.smtp import DeliveryFailure
-from mailer.smtp import PermanentFailure
 from mailer.smtp import Relay
 
 Builder = Callable[[Session, OutboxMessage, Mapping[str, Any]], EmailMessage]
 BUILDERS: dict[str, Builder] = {}
-
-# A claim older than this is presumed dead (its worker was killed) and the row is retried.
-# It is never shorter than the task time limit plus a margin (see ``claim_lease``): a claim
-# held by a task that may still be running must not be handed to a second worker.
-CLAIM_LEASE = timedelta(minutes=10)
-LEASE_MARGIN = timedelta(minutes=1)
-# A due row whose task never ran (the broker was down at enqueue time) is enqueued again.
-QUEUED_GRACE = timedelta(minutes=2)
-MAX_ATTEMPTS = 6
-
-
-def backoff(attempts: int, base_seconds: int) -> timedelta:
-    """How long to wait before try number ``attempts + 1``: base, 2×, 4×…, at most 5 minutes."""
-    return timedelta(seconds=min(base_seconds * 2 ** max(attempts - 1, 0), 300))
 
 
 def builder(kind: str) -> Callable[[Builder], Builder]:
@@ -99,11 +84,6 @@ class Outcome:
     reply: str
 
 
-def claim_lease(config: Mapping[str, Any]) -> timedelta:
-    """How long a claim is presumed alive: CLAIM_LEASE, or longer than any task may run."""
-    return max(CLAIM_LEASE, timedelta(seconds=int(config["TASK_TIME_LIMIT"])) + LEASE_MARGIN)
-
-
 def build(db_session: Session, message: OutboxMessage, config: Mapping[str, Any]) -> EmailMessage:
     """The finished message of a claimed row: built by its kind's builder, DKIM-signed if on."""
     email = BUILDERS[message.kind](db_session, message, config)
@@ -142,16 +122,9 @@ def record(
     result: Accepted | DeliveryFailure,
     config: Mapping[str, Any],
 ) -> Outcome:
-    """Write the outcome: sent; failed for good (5xx, or too many tries); or queued again."""
-    message.smtp_code, message.smtp_reply = result.code, result.reply
+    """Write the outcome (mailer.delivery's policy) with the Message-ID sent, and commit."""
     message.message_id = str(email["Message-ID"])
-    if isinstance(result, Accepted):
-        message.status, message.sent_at = "sent", utcnow()
-    elif isinstance(result, PermanentFailure) or message.attempts >= MAX_ATTEMPTS:
-        message.status = "failed"
-    else:
-        delay = backoff(message.attempts, int(config["RETRY_BACKOFF_SECONDS"]))
-        message.status, message.next_attempt_at = "queued", utcnow() + delay
+    delivery.record(message, result, config)
     db_session.commit()
     return Outcome(message.status, result.code, result.reply)
 
@@ -160,58 +133,15 @@ def record_unbuilt(
     db_session: Session, message: OutboxMessage, error: Exception, config: Mapping[str, Any]
 ) -> None:
     """Write that the message could not be built: queued for a later try, or failed for good."""
-    message.smtp_code = None
-    message.smtp_reply = f"the message could not be built: {type(error).__name__}: {error}"[:2000]
-    if message.attempts >= MAX_ATTEMPTS:
-        message.status = "failed"
-    else:
-        delay = backoff(message.attempts, int(config["RETRY_BACKOFF_SECONDS"]))
-        message.status, message.next_attempt_at = "queued", utcnow() + delay
+    delivery.record_unbuilt(message, error, config)
     db_session.commit()
 
 
-def stale(db_session: Session, lease: timedelta = CLAIM_LEASE) -> list[int]:
-    """Rows to enqueue again: claims past their lease, and due rows that nobody picked up.
-
-    A dead claim that has used up its tries is failed instead: the process holding it died
-    each time, and sending it again would only repeat that.
-    """
-    now = utcnow()
-    expired = (OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - lease)
-    db_session.execute(
-        update(OutboxMessage)
-        .where(*expired, OutboxMessage.attempts >= MAX_ATTEMPTS)
-        .values(
-            status="failed", smtp_code=None, smtp_reply="no outcome recorded after the last try"
-        )
-    )
-    dead = list(db_session.scalars(select(OutboxMessage.id).where(*expired)))
-    if dead:
-        # The claim's outcome is unknown: the message is sent again, at most once more per lease.
-        db_session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(dead), OutboxMessage.status == "sending")
-            .values(status="queued")
-        )
-    forgotten = [
-        message_id
-        for message_id in db_session.scalars(
-            select(OutboxMessage.id).where(
-                OutboxMessage.status == "queued", OutboxMessage.next_attempt_at < now - QUEUED_GRACE
-            )
-        )
-        if message_id not in dead
-    ]
-    if forgotten:
-        # Made due now, so a row whose task is only waiting in a long queue is enqueued again
-        # once per grace period, not once a minute: a backlog is not multiplied by the beat.
-        db_session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(forgotten), OutboxMessage.status == "queued")
-            .values(next_attempt_at=now)
-        )
+def stale(db_session: Session, lease: timedelta = delivery.CLAIM_LEASE) -> list[int]:
+    """Outbox rows to enqueue again: dead claims and forgotten rows (mailer.delivery.stale)."""
+    message_ids = delivery.stale(db_session, OutboxMessage, lease)
     db_session.commit()
-    return dead + forgotten
+    return message_ids
 
 
 def standard_headers(config: Mapping[str, Any], to_address: str, subject: str) -> dict[str, str]:

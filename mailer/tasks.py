@@ -9,12 +9,13 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 
 from core import db
+from mailer import delivery
 from mailer import outbox
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, max_retries=outbox.MAX_ATTEMPTS, name="mailer.tasks.deliver")
+@shared_task(bind=True, max_retries=delivery.MAX_ATTEMPTS, name="mailer.tasks.deliver")
 def deliver(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
     """Send one outbox message; a temporary failure is retried with backoff."""
     db_session = db.session()
@@ -23,7 +24,7 @@ def deliver(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
         return "skipped"
     outcome = outbox.deliver(db_session, message, current_app.config)
     if outcome.status == "queued":
-        delay = outbox.backoff(message.attempts, current_app.config["RETRY_BACKOFF_SECONDS"])
+        delay = delivery.backoff(message.attempts, current_app.config["RETRY_BACKOFF_SECONDS"])
         raise self.retry(countdown=delay.total_seconds())
     return outcome.status
 
@@ -31,7 +32,7 @@ def deliver(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
 @shared_task(name="mailer.tasks.requeue_stale")
 def requeue_stale() -> int:
     """Beat: enqueue again what a dead worker or an unreachable broker left behind."""
-    message_ids = outbox.stale(db.session(), outbox.claim_lease(current_app.config))
+    message_ids = outbox.stale(db.session(), delivery.claim_lease(current_app.config))
     for message_id in message_ids:
         deliver.delay(message_id)
     return len(message_ids)

@@ -21,9 +21,11 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from limits import parse as parse_limit
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from core import db
+from core import registry
 from core.security import csrf
 from core.security import limiter
 from subscribers import links
@@ -50,8 +52,9 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(subscribers_cli)
     app.register_blueprint(admin.bp)
-    editor_nav: list[tuple[str, Any, str]] = app.jinja_env.globals["editor_nav"]  # type: ignore[assignment]
-    editor_nav.append(("subscribers_admin.index", _l("Subscribers"), "admin"))
+    registry.add_nav(app, "subscribers_admin.index", _l("Subscribers"), "admin")
+    registry.add_card(app, "web/subscribers_admin/_home_card.html", _home_card, order=20)
+    registry.add_tasks(app, "subscribers.tasks")
 
 
 # --- rate limits -------------------------------------------------------------------------
@@ -277,3 +280,10 @@ def resubscribe(token: str) -> Page:
         return _blocked()
     flash(_("Welcome back: you are subscribed again."), "info")
     return redirect(url_for(".preferences", token=links.preferences_token(subscriber)))
+
+
+def _home_card(db_session: Session) -> dict[str, Any]:
+    """The subscribers' card on the editor home: how many there are, by status."""
+    from mailer.console import counts_by_status
+
+    return {"counts": counts_by_status(db_session, Subscriber.status)}

@@ -11,8 +11,8 @@ from markupsafe import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer import issues
-from mailer.models import Issue
+from issues import store as issues
+from issues.models import Issue
 from tests.helpers import log_in
 from tests.helpers import make_editor
 from tests.test_segments import seed

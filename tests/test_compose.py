@@ -71,6 +71,15 @@ def test_the_app_waits_for_healthy_services_and_the_schema() -> None:
 def test_the_image_contains_what_the_app_reads_at_run_time() -> None:
     """The Dockerfile copies every folder the app loads files from, and compiles the catalogues."""
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for folder in ("core", "mailer", "subscribers", "migrations", "templates", "static"):
+    for folder in (
+        "core",
+        "mailer",
+        "issues",
+        "subscribers",
+        "campaigns",
+        "migrations",
+        "templates",
+        "static",
+    ):
         assert f"COPY {folder} {folder}" in dockerfile
     assert "pybabel compile" in dockerfile

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from mailer import issues
+from issues import store as issues
 from mailer.render import render_segment
 from mailer.segments import Segment
 from mailer.segments import all_segments

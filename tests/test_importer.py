@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from issues.importer import SUMMARY_LIMIT
+from issues.importer import NotAnIssue
+from issues.importer import ParsedArticle
+from issues.importer import ParsedIssue
+from issues.importer import decode
+from issues.importer import parse_issue
+from issues.importer import summarise
+from issues.importer import to_json
 from mailer.blocks import Block
 from mailer.blocks import Paragraph
 from mailer.blocks import plain_text
-from mailer.importer import SUMMARY_LIMIT
-from mailer.importer import NotAnIssue
-from mailer.importer import ParsedArticle
-from mailer.importer import ParsedIssue
-from mailer.importer import decode
-from mailer.importer import parse_issue
-from mailer.importer import summarise
-from mailer.importer import to_json
 from tests.helpers import SEED
 
 ROOT = Path(__file__).resolve().parents[1]

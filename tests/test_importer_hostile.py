@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+from issues.importer import LINE_LIMIT
+from issues.importer import SUMMARY_LIMIT
+from issues.importer import NotAnIssue
+from issues.importer import ParsedIssue
+from issues.importer import parse_issue
+from issues.importer import summarise
 from mailer.blocks import Paragraph
-from mailer.importer import LINE_LIMIT
-from mailer.importer import SUMMARY_LIMIT
-from mailer.importer import NotAnIssue
-from mailer.importer import ParsedIssue
-from mailer.importer import parse_issue
-from mailer.importer import summarise
 
 FRONT = "---\nnumber: 12\ntitle: 小刊\nperiod: 2024-03\n---\n\n"
 ONE_ARTICLE = "# 芯企业\n\n## 标题\n\n正文一句话。\n"

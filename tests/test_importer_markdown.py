@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mailer.importer import NotAnIssue
-from mailer.importer import ParsedIssue
-from mailer.importer import parse_issue
-from mailer.importer import to_json
+from issues.importer import NotAnIssue
+from issues.importer import ParsedIssue
+from issues.importer import parse_issue
+from issues.importer import to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_MD = ROOT / "samples" / "sample-issue.md"

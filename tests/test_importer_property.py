@@ -13,14 +13,14 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from mailer.importer import SUMMARY_LIMIT
-from mailer.importer import NotAnIssue
-from mailer.importer import ParsedIssue
-from mailer.importer import parse_issue
-from mailer.importer import summarise
+from issues.importer import SUMMARY_LIMIT
+from issues.importer import NotAnIssue
+from issues.importer import ParsedIssue
+from issues.importer import parse_issue
+from issues.importer import summarise
 
 # Message ids the editor pages can translate: every refusal and warning must be one of them.
-CATALOGUE = Path(__file__).resolve().parent.parent / "mailer" / "import_translations"
+CATALOGUE = Path(__file__).resolve().parent.parent / "issues" / "translations"
 TRANSLATED = {
     message.id
     for message in read_po(io.BytesIO((CATALOGUE / "zh/LC_MESSAGES/messages.po").read_bytes()))

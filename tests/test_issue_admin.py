@@ -16,11 +16,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from mailer import issues
-from mailer.admin import UPLOAD_KEY
-from mailer.models import Article
-from mailer.models import Issue
-from mailer.models import PendingUpload
+from issues import store as issues
+from issues.admin import UPLOAD_KEY
+from issues.models import Article
+from issues.models import Issue
+from issues.models import PendingUpload
 from tests.conftest import LiveServer
 from tests.conftest import horizontal_overflow
 from tests.helpers import SEED

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from mailer import issues
-from mailer.importer import to_json
-from mailer.models import Article
-from mailer.models import Issue
+from issues import store as issues
+from issues.importer import to_json
+from issues.models import Article
+from issues.models import Issue
 from tests.helpers import SEED
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,11 +14,11 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from core import db as core_db
-from mailer import issues
-from mailer.importer import ParsedIssue
-from mailer.models import Article
-from mailer.models import Issue
-from mailer.models import Section
+from issues import store as issues
+from issues.importer import ParsedIssue
+from issues.models import Article
+from issues.models import Issue
+from issues.models import Section
 from tests.helpers import SEED
 
 TOPICS = ["policy", "companies", "data"]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core import create_app
 from core import db as core_db
 from core.db import utcnow
+from mailer import delivery
 from mailer import outbox
 from mailer.message import HeaderInjection
 from mailer.models import OutboxMessage
@@ -32,9 +33,9 @@ def _row(db: Session, **values: object) -> int:
 def test_stale_picks_dead_claims_and_forgotten_rows_only(app: Flask, db: Session) -> None:
     """A claim past its lease and a due row nobody picked up come back; fresh ones and sent ones do not."""
     now = utcnow()
-    dead = _row(db, status="sending", claimed_at=now - outbox.CLAIM_LEASE - timedelta(minutes=1))
+    dead = _row(db, status="sending", claimed_at=now - delivery.CLAIM_LEASE - timedelta(minutes=1))
     forgotten = _row(
-        db, status="queued", next_attempt_at=now - outbox.QUEUED_GRACE - timedelta(minutes=1)
+        db, status="queued", next_attempt_at=now - delivery.QUEUED_GRACE - timedelta(minutes=1)
     )
     _row(db, status="sending", claimed_at=now)
     _row(db, status="queued", next_attempt_at=now)
@@ -93,7 +94,7 @@ def test_a_message_the_worker_cannot_build_is_not_left_claimed(
 def test_a_message_that_cannot_be_built_fails_after_max_attempts(app: Flask, db: Session) -> None:
     """The last allowed try of an unbuildable message marks it failed, so nothing retries it forever."""
     message_id = _row(db, to_address="a@example.com\nBcc: b@example.com")
-    db.execute(update(OutboxMessage).values(attempts=outbox.MAX_ATTEMPTS - 1))
+    db.execute(update(OutboxMessage).values(attempts=delivery.MAX_ATTEMPTS - 1))
     db.commit()
     with app.app_context():
         session = core_db.session()
@@ -103,13 +104,13 @@ def test_a_message_that_cannot_be_built_fails_after_max_attempts(app: Flask, db:
             outbox.deliver(session, claimed, app.config)
     db.expire_all()
     row = db.get(OutboxMessage, message_id)
-    assert row is not None and (row.status, row.attempts) == ("failed", outbox.MAX_ATTEMPTS)
+    assert row is not None and (row.status, row.attempts) == ("failed", delivery.MAX_ATTEMPTS)
 
 
 def test_a_dead_claim_out_of_tries_is_failed_not_requeued(app: Flask, db: Session) -> None:
     """A claim whose worker died on the last allowed try is marked failed, not sent yet again."""
-    old = utcnow() - outbox.CLAIM_LEASE - timedelta(minutes=1)
-    spent = _row(db, status="sending", claimed_at=old, attempts=outbox.MAX_ATTEMPTS)
+    old = utcnow() - delivery.CLAIM_LEASE - timedelta(minutes=1)
+    spent = _row(db, status="sending", claimed_at=old, attempts=delivery.MAX_ATTEMPTS)
     retried = _row(db, status="sending", claimed_at=old, attempts=1)
     with app.app_context():
         assert outbox.stale(core_db.session()) == [retried]
@@ -120,13 +121,13 @@ def test_a_dead_claim_out_of_tries_is_failed_not_requeued(app: Flask, db: Sessio
 def test_a_claim_is_not_presumed_dead_while_its_task_may_still_run(app: Flask, db: Session) -> None:
     """With a task time limit longer than the lease, a claim that old may still be sending: keep it."""
     claimed = _row(
-        db, status="sending", claimed_at=utcnow() - outbox.CLAIM_LEASE - timedelta(minutes=1)
+        db, status="sending", claimed_at=utcnow() - delivery.CLAIM_LEASE - timedelta(minutes=1)
     )
-    lease = outbox.claim_lease({"TASK_TIME_LIMIT": 1800})
+    lease = delivery.claim_lease({"TASK_TIME_LIMIT": 1800})
     assert lease > timedelta(seconds=1800)
     with app.app_context():
         assert outbox.stale(core_db.session(), lease) == []
-        assert outbox.stale(core_db.session(), outbox.claim_lease(app.config)) == [claimed]
+        assert outbox.stale(core_db.session(), delivery.claim_lease(app.config)) == [claimed]
 
 
 def test_a_forgotten_row_is_enqueued_again_once_per_grace_period(app: Flask, db: Session) -> None:

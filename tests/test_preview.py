@@ -8,7 +8,7 @@ import re
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from mailer import issues
+from issues import store as issues
 from tests.helpers import log_in
 from tests.helpers import make_editor
 from tests.test_segments import seed

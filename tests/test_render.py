@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from mailer import issues
-from mailer.archive import load_by_number
+from issues import store as issues
+from issues.archive import load_by_number
 from mailer.render import BudgetExceeded
 from mailer.render import render_pair
 from mailer.render import render_segment

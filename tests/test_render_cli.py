@@ -14,8 +14,8 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer import issues
-from mailer.models import Issue
+from issues import store as issues
+from issues.models import Issue
 from tests.test_segments import SEED
 from tests.test_segments import seed
 

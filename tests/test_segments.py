@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from core.config import DEFAULTS
-from mailer.importer import ParsedIssue
-from mailer.importer import parse_issue
+from issues.importer import ParsedIssue
+from issues.importer import parse_issue
 from mailer.render import render_segment
 from mailer.segments import Recipient
 from mailer.segments import SegmentError

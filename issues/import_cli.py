@@ -18,12 +18,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from core import db
-from mailer import issues
+from issues import store as issues
+from issues.cli import issue_cli
+from issues.importer import NotAnIssue
+from issues.importer import ParsedIssue
+from issues.importer import to_json
 from mailer.blocks import block_counts
-from mailer.cli import issue_cli
-from mailer.importer import NotAnIssue
-from mailer.importer import ParsedIssue
-from mailer.importer import to_json
 
 # What each outcome of storing means, in one sentence for the person at the terminal.
 OUTCOMES = {

@@ -37,11 +37,11 @@ from werkzeug.wrappers import Response
 from core import auth
 from core import db
 from core import topics
-from mailer import issues
+from issues import store as issues
+from issues.importer import NotAnIssue
+from issues.importer import ParsedIssue
+from issues.importer import ParseWarning
 from mailer.blocks import block_counts
-from mailer.importer import NotAnIssue
-from mailer.importer import ParsedIssue
-from mailer.importer import ParseWarning
 
 bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
 
@@ -60,8 +60,6 @@ class UploadForm(FlaskForm):
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    nav: list[tuple[str, Any, str]] = app.jinja_env.globals["editor_nav"]  # type: ignore[assignment]
-    nav.append(("issues.index", _l("Issues"), "editor"))
 
 
 @bp.context_processor

@@ -18,9 +18,9 @@ from sqlalchemy.orm import selectinload
 
 from core import db
 from core.auth import current_editor
+from issues.models import Issue
+from issues.models import Section
 from mailer.blocks import runs
-from mailer.models import Issue
-from mailer.models import Section
 from mailer.render import issue_line
 from mailer.render import topic_labels
 from mailer.segments import find_article

@@ -17,11 +17,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from core import db
-from mailer import issues
-from mailer.archive import load_by_number
-from mailer.cli import issue_cli
+from issues import store as issues
+from issues.archive import load_by_number
+from issues.cli import issue_cli
+from issues.importer import NotAnIssue
 from mailer.dkim import DkimError
-from mailer.importer import NotAnIssue
 from mailer.message import HeaderInjection
 from mailer.message import issue_message
 from mailer.render import BudgetExceeded

@@ -8,7 +8,6 @@ script, load nothing from elsewhere but images, and submit no form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Blueprint
 from flask import Flask
@@ -18,13 +17,12 @@ from flask import current_app
 from flask import render_template
 from flask import request
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
 
 from core import db
 from core.auth import login_required
-from mailer import issues
-from mailer.archive import load_by_number
-from mailer.models import Issue
+from issues import store as issues
+from issues.archive import load_by_number
+from issues.models import Issue
 from mailer.render import BudgetExceeded
 from mailer.render import RenderedSegment
 from mailer.render import issue_line
@@ -54,8 +52,6 @@ bp = Blueprint("preview", __name__, url_prefix="/editor/previews")
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    editor_nav: list[tuple[str, Any, str]] = app.jinja_env.globals["editor_nav"]  # type: ignore[assignment]
-    editor_nav.append(("preview.index", _l("Previews"), "editor"))
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,18 @@ import re
 import yaml
 
 from core.i18n import N_
-from mailer.importer_text import ISSUE_NUMBERS
-from mailer.importer_text import Draft
-from mailer.importer_text import DraftIssue
-from mailer.importer_text import NotAnIssue
-from mailer.importer_text import ParseWarning
-from mailer.importer_text import atx_heading
-from mailer.importer_text import clean
-from mailer.importer_text import number_out_of_range
-from mailer.importer_text import parse_period
-from mailer.importer_text import plain
-from mailer.importer_text import read_body
-from mailer.importer_text import shortened
+from issues.importer.text import ISSUE_NUMBERS
+from issues.importer.text import Draft
+from issues.importer.text import DraftIssue
+from issues.importer.text import NotAnIssue
+from issues.importer.text import ParseWarning
+from issues.importer.text import atx_heading
+from issues.importer.text import clean
+from issues.importer.text import number_out_of_range
+from issues.importer.text import parse_period
+from issues.importer.text import plain
+from issues.importer.text import read_body
+from issues.importer.text import shortened
 
 _FENCE = re.compile(r"^(?:---|\.\.\.)\s*$")
 _FRONT_MATTER_LINES = 60

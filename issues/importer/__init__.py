@@ -32,16 +32,16 @@ from typing import Literal
 
 from core.config import DEFAULTS
 from core.i18n import N_
+from issues.importer.markdown import looks_like_markdown
+from issues.importer.markdown import split_markdown
+from issues.importer.text import CJK
+from issues.importer.text import Draft
+from issues.importer.text import NotAnIssue
+from issues.importer.text import ParseWarning
+from issues.importer.text import split_text
 from mailer.blocks import Block
 from mailer.blocks import block_counts
 from mailer.blocks import plain_text
-from mailer.importer_markdown import looks_like_markdown
-from mailer.importer_markdown import split_markdown
-from mailer.importer_text import CJK
-from mailer.importer_text import Draft
-from mailer.importer_text import NotAnIssue
-from mailer.importer_text import ParseWarning
-from mailer.importer_text import split_text
 
 __all__ = [
     "DEFAULT_SECTION_TOPICS",

@@ -33,14 +33,14 @@ from sqlalchemy.orm import selectinload
 
 from core.db import utcnow
 from core.i18n import N_
-from mailer.importer import ParsedIssue
-from mailer.importer import ParsedSection
-from mailer.importer import ParseWarning
-from mailer.importer import parse_issue
-from mailer.models import Article
-from mailer.models import Issue
-from mailer.models import PendingUpload
-from mailer.models import Section
+from issues.importer import ParsedIssue
+from issues.importer import ParsedSection
+from issues.importer import ParseWarning
+from issues.importer import parse_issue
+from issues.models import Article
+from issues.models import Issue
+from issues.models import PendingUpload
+from issues.models import Section
 
 # Column widths of mailer.models; longer values are cut (with a warning) rather than refused.
 TITLE_LIMIT = 300

@@ -1,0 +1,85 @@
+"""Where the packages above ``core`` plug in, so that core never imports them.
+
+Each package's ``init_app(app)`` registers its blueprints itself and adds here what core
+then uses: entries of the editor navigation, cards of the editor home page, beat entries
+and the modules that define its Celery tasks. Adding a package touches no other package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import NamedTuple
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+# A card of the editor home: its template, and what the template needs, from the database.
+CardContext = Callable[[Session], dict[str, Any]]
+
+
+class NavItem(NamedTuple):
+    endpoint: str
+    label: Any  # a lazy string, translated where the navigation is drawn
+    role: str  # the least role that sees the entry: "editor" or "admin"
+
+
+@dataclass
+class Registry:
+    nav: list[NavItem] = field(default_factory=list)
+    # (order, template, context): the home draws them by ``order``, then registration.
+    cards: list[tuple[int, str, CardContext]] = field(default_factory=list)
+    beat: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_modules: list[str] = field(default_factory=list)
+    # Start-up checks: each raises ConfigError, in one sentence, when the app must not start.
+    checks: list[Callable[[Flask], None]] = field(default_factory=list)
+    # The endpoint editors land on after logging in.
+    home: str = "auth.login"
+
+
+def init_app(app: Flask) -> Registry:
+    registry = Registry()
+    app.extensions["newsletter.registry"] = registry
+    app.jinja_env.globals["editor_nav"] = registry.nav
+    app.jinja_env.globals["editor_home"] = lambda: registry.home
+    return registry
+
+
+def of(app: Flask) -> Registry:
+    """The registry of ``app``."""
+    registry: Registry = app.extensions["newsletter.registry"]
+    return registry
+
+
+def add_nav(app: Flask, endpoint: str, label: Any, role: str = "editor") -> None:
+    """Add an entry to the editor navigation, in registration order."""
+    of(app).nav.append(NavItem(endpoint, label, role))
+
+
+def add_card(app: Flask, template: str, context: CardContext, order: int = 50) -> None:
+    """Add a card to the editor home: ``template`` is included with ``context(db_session)``
+    as ``card``; cards with a lower ``order`` come first."""
+    cards = of(app).cards
+    cards.append((order, template, context))
+    cards.sort(key=lambda card: card[0])
+
+
+def add_beat(app: Flask, name: str, task: str, seconds: float) -> None:
+    """Run the task named ``task`` every ``seconds`` from the beat process."""
+    of(app).beat[name] = {"task": task, "schedule": seconds}
+
+
+def add_tasks(app: Flask, module: str) -> None:
+    """Name a module whose ``@shared_task`` functions the worker must know."""
+    of(app).task_modules.append(module)
+
+
+def set_home(app: Flask, endpoint: str) -> None:
+    of(app).home = endpoint
+
+
+def add_check(app: Flask, check: Callable[[Flask], None]) -> None:
+    """Run ``check(app)`` at start-up and in /healthz; it raises ConfigError to refuse."""
+    of(app).checks.append(check)
