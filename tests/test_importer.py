@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from issues.importer import SUMMARY_LIMIT
+from issues.importer import SUMMARY_CHARS
 from issues.importer import NotAnIssue
 from issues.importer import ParsedArticle
 from issues.importer import ParsedIssue
@@ -412,7 +412,7 @@ def test_section_mapping_naming_an_unknown_topic_is_a_programming_error() -> Non
 def test_seed_summaries_are_first_sentences_within_the_limit() -> None:
     """Every summary is short, and either whole sentences or a clipped first one."""
     for found in seed().articles:
-        assert 0 < len(found.summary) <= SUMMARY_LIMIT, found.title
+        assert 0 < len(found.summary) <= SUMMARY_CHARS, found.title
         assert found.summary[-1] in "。！？.!?”)）…", found.title
     assert article("中国电科46所成功制备6英寸氧化镓单晶").summary == (
         "近日，中国电科46所成功制备出我国首颗6英寸氧化镓单晶，达到国际最高水平。"

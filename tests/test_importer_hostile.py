@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from issues.importer import LINE_LIMIT
-from issues.importer import SUMMARY_LIMIT
+from issues.importer import SUMMARY_CHARS
 from issues.importer import NotAnIssue
 from issues.importer import ParsedIssue
 from issues.importer import parse_issue
@@ -151,4 +151,4 @@ def test_summary_of_a_paragraph_with_a_million_sentences() -> None:
     """The summary of a 5 MB paragraph looks only at the sentences that can fit."""
     text = "这是一句话。" * 800_000
     summary = summarise([Paragraph(type="paragraph", text=text)])
-    assert summary == "这是一句话。" * (SUMMARY_LIMIT // 6)
+    assert summary == "这是一句话。" * (SUMMARY_CHARS // 6)

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from issues.importer import SUMMARY_LIMIT
+from issues.importer import SUMMARY_CHARS
 from issues.importer import NotAnIssue
 from issues.importer import ParsedIssue
 from issues.importer import parse_issue
@@ -139,7 +139,7 @@ def check_contract(parsed: ParsedIssue) -> None:
     for section in parsed.sections:
         assert section.articles
     for article in parsed.articles:
-        assert len(article.summary) <= SUMMARY_LIMIT
+        assert len(article.summary) <= SUMMARY_CHARS
         assert set(article.topics) <= {"policy", "companies", "data"}
         assert article.chars >= 0
         blocks: list[Any] = list(article.blocks)  # each kind has its own keys
@@ -215,6 +215,6 @@ def test_summaries_never_exceed_the_limit(texts: list[str]) -> None:
     """Any paragraphs give a summary of at most 120 characters that starts one of them."""
     blocks = [{"type": "paragraph", "text": text} for text in texts if text.strip()]
     summary = summarise(blocks)  # type: ignore[arg-type]
-    assert len(summary) <= SUMMARY_LIMIT
+    assert len(summary) <= SUMMARY_CHARS
     start = summary.removesuffix("…")
     assert not summary or any(block["text"].strip().startswith(start) for block in blocks)

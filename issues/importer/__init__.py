@@ -16,14 +16,17 @@ is only partly readable (truncated, say) parses, with ``warnings`` naming what i
 Both keep their message id and values apart (``msgid``, ``params``; every message id is
 marked with ``N_``), so that pages can show them in the editor's language while ``str()``
 gives the English sentence the command line prints.
+
+The modules, in the order a file passes through them: ``encoding`` (bytes to text),
+``text`` and ``markdown`` (each format's cover, sections and articles), ``lines`` and
+``body`` (article bodies, read alike in both formats) and ``summary``; ``errors`` holds
+the refusal and the warnings. What other packages use is imported from here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import types
-import unicodedata
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,12 +35,14 @@ from typing import Literal
 
 from core.config import DEFAULTS
 from core.i18n import N_
+from issues.importer.body import Draft
+from issues.importer.encoding import decode
+from issues.importer.errors import NotAnIssue
+from issues.importer.errors import ParseWarning
 from issues.importer.markdown import looks_like_markdown
 from issues.importer.markdown import split_markdown
-from issues.importer.text import CJK
-from issues.importer.text import Draft
-from issues.importer.text import NotAnIssue
-from issues.importer.text import ParseWarning
+from issues.importer.summary import SUMMARY_CHARS
+from issues.importer.summary import summarise
 from issues.importer.text import split_text
 from mailer.blocks import Block
 from mailer.blocks import block_counts
@@ -48,7 +53,7 @@ __all__ = [
     "DEFAULT_TOPICS",
     "LINE_LIMIT",
     "N_",
-    "SUMMARY_LIMIT",
+    "SUMMARY_CHARS",
     "NotAnIssue",
     "ParseWarning",
     "ParsedArticle",
@@ -75,55 +80,8 @@ TABLE_TOPIC = "data"
 # and reading it would keep a web request busy for a minute.
 LINE_LIMIT = 50_000
 
-# Summaries stop at a sentence end, at most this many characters (Chinese characters).
-SUMMARY_LIMIT = 120
-
 # Topic words that mean "every reader" in a Markdown ``topics:`` line.
 _EVERYONE = frozenset({"all", "everyone", "全部", "所有"})
-
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
-# Whole sentences per kind of file, so that each translates as one sentence.
-_SAVE_AS_TEXT = N_(
-    "The file is not text (it holds binary data); save the issue as plain text or Markdown "
-    "and import that."
-)
-_PDF = N_(
-    "The file is a PDF document, not text; save the issue as plain text or Markdown and import that."
-)
-_OFFICE = N_(
-    "The file is a Word, Excel or ZIP file, not text; save the issue as plain text or Markdown "
-    "and import that."
-)
-_OLD_OFFICE = N_(
-    "The file is an old Word or Excel file, not text; save the issue as plain text or Markdown "
-    "and import that."
-)
-_RTF = N_(
-    "The file is an RTF document, not text; save the issue as plain text or Markdown and "
-    "import that."
-)
-_IMAGE = N_(
-    "The file is an image, not text; save the issue as plain text or Markdown and import that."
-)
-_BINARY_KINDS = (
-    (b"%PDF", _PDF),
-    (b"PK\x03\x04", _OFFICE),
-    (b"\xd0\xcf\x11\xe0", _OLD_OFFICE),
-    (b"{\\rtf", _RTF),
-    (b"\x89PNG", _IMAGE),
-    (b"\xff\xd8\xff", _IMAGE),
-    (b"GIF8", _IMAGE),
-)
-_OTHER_SCRIPTS = re.compile(r"[\u0100-\u02ff\u0370-\u07ff]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_SENTENCE_END = re.compile(r"[。！？!?]+[”’」』\"')）]*|\.(?=\s|$)[”’\"')]*")
-_CLAUSE_END = re.compile(r"[，；、,;：:]")
 
 
 @dataclass
@@ -278,109 +236,6 @@ def _chosen_topics(draft: Draft, topics: Sequence[str], warnings: list[ParseWarn
                 )
             )
     return list(dict.fromkeys(name for name in names if name in topics))
-
-
-def decode(data: bytes) -> str:
-    """The file's text: encoding detected, line ends made ``\\n``, Unicode in NFC form.
-
-    UTF-8 (with or without BOM), UTF-16/32 with BOM and GB18030 (a superset of GBK and
-    GB2312) are read; anything else, and binary files, raise :class:`NotAnIssue`.
-    """
-    if not data.strip():
-        raise NotAnIssue(N_("The file is empty."))
-    text = _decoded(data)
-    if len(_CONTROL.findall(text)) > len(text) // 100:
-        raise NotAnIssue(_SAVE_AS_TEXT)
-    # Form feeds are page breaks; other stray control characters are noise.
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n"))
-    text = unicodedata.normalize("NFC", text)
-    if not text.strip():
-        raise NotAnIssue(N_("The file is empty."))
-    return text
-
-
-def _decoded(data: bytes) -> str:
-    """Bytes to text by BOM, else as UTF-8, else as GB18030; binary files are refused."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data[len(bom) :].decode(encoding)
-            except UnicodeDecodeError as error:
-                raise NotAnIssue(
-                    N_(
-                        "The file's characters cannot be read as %(encoding)s text; save it "
-                        "again as UTF-8 and import that."
-                    ),
-                    encoding=encoding,
-                ) from error
-    for magic, refusal in _BINARY_KINDS:
-        if data.startswith(magic):
-            raise NotAnIssue(refusal)
-    if b"\x00" in data:
-        raise NotAnIssue(_SAVE_AS_TEXT)
-    utf8, gb = _attempt(data, "utf-8"), None
-    if utf8 is None or _misread_gbk(utf8):
-        gb = _attempt(data, "gb18030")
-    if gb is not None and (utf8 is None or CJK.search(gb)):
-        return gb
-    if utf8 is not None:
-        return utf8
-    raise NotAnIssue(
-        N_(
-            "The file's characters cannot be read as UTF-8 or GB18030 (GBK) text; save it "
-            "again as UTF-8 and import that."
-        )
-    )
-
-
-def _attempt(data: bytes, encoding: str) -> str | None:
-    """The bytes decoded, or None when they are not in this encoding."""
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        return None
-
-
-def _misread_gbk(text: str) -> bool:
-    """Whether valid UTF-8 looks like GBK read wrongly: no Chinese, but letters of other
-    scripts (``芯片`` in GBK is the UTF-8 for ``оƬ``), as happens with short texts."""
-    return not CJK.search(text) and bool(_OTHER_SCRIPTS.search(text))
-
-
-def summarise(blocks: Sequence[Block]) -> str:
-    """The first sentence(s) of the article, cut at a sentence end, at most 120 characters.
-
-    The first paragraph of some length is used (Chinese before English), and the summary
-    is the longest start of it that ends a sentence and fits. When even the first sentence
-    is too long, it is cut at the last clause mark that fits and ends in ``…``; a paragraph
-    without any sentence end counts as one sentence.
-    """
-    paragraphs = [b["text"] for b in blocks if b["type"] == "paragraph" and "lang" not in b]
-    paragraphs = paragraphs or [b["text"] for b in blocks if b["type"] == "paragraph"]
-    text = next((p for p in paragraphs if len(p) >= 20), paragraphs[0] if paragraphs else "")
-    text = text.strip()
-    ends = _sentence_ends(text) or [len(text)]
-    fitting = [end for end in ends if len(text[:end].rstrip()) <= SUMMARY_LIMIT]
-    return text[: fitting[-1]].rstrip() if fitting else _clipped(text[: ends[0]])
-
-
-def _sentence_ends(text: str) -> list[int]:
-    """Where sentences end, up to the first end past the limit: measuring every start of
-    a long paragraph would take as long as the paragraph squared."""
-    ends = []
-    for match in _SENTENCE_END.finditer(text):
-        ends.append(match.end())
-        if match.end() > SUMMARY_LIMIT:
-            break
-    return ends
-
-
-def _clipped(sentence: str) -> str:
-    """A sentence too long for a summary, cut at a clause mark if one falls late enough."""
-    room = sentence[: SUMMARY_LIMIT - 1]
-    clauses = [match.start() for match in _CLAUSE_END.finditer(room)]
-    cut = clauses[-1] if clauses and clauses[-1] >= SUMMARY_LIMIT // 2 else len(room)
-    return room[:cut].rstrip() + "…"
 
 
 def to_json(parsed: ParsedIssue) -> dict[str, Any]:

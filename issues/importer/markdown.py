@@ -14,18 +14,18 @@ import re
 import yaml
 
 from core.i18n import N_
-from issues.importer.text import ISSUE_NUMBERS
-from issues.importer.text import Draft
-from issues.importer.text import DraftIssue
-from issues.importer.text import NotAnIssue
-from issues.importer.text import ParseWarning
-from issues.importer.text import atx_heading
-from issues.importer.text import clean
-from issues.importer.text import number_out_of_range
+from issues.importer.body import Draft
+from issues.importer.body import DraftIssue
+from issues.importer.body import read_body
+from issues.importer.errors import ISSUE_NUMBERS
+from issues.importer.errors import NotAnIssue
+from issues.importer.errors import ParseWarning
+from issues.importer.errors import number_out_of_range
+from issues.importer.errors import shortened
+from issues.importer.lines import atx_heading
+from issues.importer.lines import clean
+from issues.importer.lines import plain
 from issues.importer.text import parse_period
-from issues.importer.text import plain
-from issues.importer.text import read_body
-from issues.importer.text import shortened
 
 _FENCE = re.compile(r"^(?:---|\.\.\.)\s*$")
 _FRONT_MATTER_LINES = 60
