@@ -231,7 +231,7 @@ def edit_article(issue_id: int, article_id: int) -> Any:
     summary = request.form.get("summary", "")
     try:
         with db.transaction() as db_session:
-            article = issues.find_article(db_session, article_id, issue_id)
+            article = issues.get_article(db_session, article_id, issue_id)
             # A sent issue's page has no topic boxes, and then ``retag`` is absent.
             if request.form.get("retag"):
                 issues.retag_article(db_session, article.id, topics, current_app.config["TOPICS"])

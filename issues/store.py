@@ -46,7 +46,7 @@ from issues.models import Section
 TITLE_LIMIT = 300
 ISSUE_TITLE_LIMIT = 200
 SECTION_NAME_LIMIT = 100
-SUMMARY_LIMIT = 500
+SUMMARY_MAX_CHARS = 500
 FILENAME_LIMIT = 255
 # Ids are the database's integer column; larger ones in an address name nothing.
 ID_MAX = 2**31 - 1
@@ -296,7 +296,7 @@ def _row(issue: Issue, articles: int) -> IssueRow:
     )
 
 
-def find_article(db_session: Session, article_id: int, issue_id: int | None = None) -> Article:
+def get_article(db_session: Session, article_id: int, issue_id: int | None = None) -> Article:
     """The article with ``article_id`` (in issue ``issue_id`` when given), or NotFound."""
     article = db_session.get(Article, article_id) if 0 < article_id <= ID_MAX else None
     if article is None or (issue_id is not None and article.section.issue_id != issue_id):
@@ -316,7 +316,7 @@ def retag_article(
             topic=unknown[0],
             allowed=", ".join(allowed),
         )
-    article = find_article(db_session, article_id)
+    article = get_article(db_session, article_id)
     if set(chosen) == set(article.topics):
         return article
     if article.section.issue.status == "sent":
@@ -346,7 +346,7 @@ def correct_article(
     db_session: Session, article_id: int, *, title: str | None = None, summary: str | None = None
 ) -> Article:
     """Correct an article's title and/or summary; an empty title is refused."""
-    article = find_article(db_session, article_id)
+    article = get_article(db_session, article_id)
     if title is not None:
         title = " ".join(title.split())
         if not title:
@@ -359,10 +359,10 @@ def correct_article(
         article.title = title
     if summary is not None:
         summary = summary.strip()
-        if len(summary) > SUMMARY_LIMIT:
+        if len(summary) > SUMMARY_MAX_CHARS:
             raise IssueError(
                 N_("The summary is too long; keep it under %(limit)s characters."),
-                limit=SUMMARY_LIMIT,
+                limit=SUMMARY_MAX_CHARS,
             )
         article.summary = summary
     return article

@@ -111,7 +111,7 @@ def make_segment(
     return Segment(chosen, format, locale)
 
 
-def topic_choices(known_topics: Sequence[str]) -> list[tuple[str, ...]]:
+def topic_combinations(known_topics: Sequence[str]) -> list[tuple[str, ...]]:
     """Every non-empty set of topics a reader can choose (7 for three topics)."""
     ordered = sorted(known_topics)
     return [
@@ -125,7 +125,7 @@ def all_segments(known_topics: Sequence[str]) -> list[Segment]:
     """Every segment an issue can be sent as: topic choices × formats × languages."""
     return [
         Segment(topics, format, locale)
-        for topics in topic_choices(known_topics)
+        for topics in topic_combinations(known_topics)
         for format in FORMATS
         for locale in LOCALES
     ]

@@ -310,4 +310,4 @@ def test_ids_outside_the_integer_column_are_not_found(db: Session, number: int) 
     with pytest.raises(issues.NotFound):
         issues.load_issue(db, number)
     with pytest.raises(issues.NotFound):
-        issues.find_article(db, number)
+        issues.get_article(db, number)

@@ -22,7 +22,7 @@ from mailer.segments import Slots
 from mailer.segments import included
 from mailer.segments import make_segment
 from mailer.segments import numbered
-from mailer.segments import topic_choices
+from mailer.segments import topic_combinations
 from tests.helpers import SEED
 
 TOPICS = ("policy", "companies", "data")
@@ -56,12 +56,12 @@ def expected_numbers(topics: tuple[str, ...]) -> set[int]:
 
 def test_three_topics_make_seven_choices() -> None:
     """Every non-empty topic set is a choice: 3 single, 3 pairs, 1 with all three."""
-    choices = topic_choices(TOPICS)
+    choices = topic_combinations(TOPICS)
     assert len(choices) == 7 == len(set(choices))
     assert ("companies", "data", "policy") in choices and ("policy",) in choices
 
 
-@pytest.mark.parametrize("topics", topic_choices(TOPICS), ids=",".join)
+@pytest.mark.parametrize("topics", topic_combinations(TOPICS), ids=",".join)
 def test_included_articles_follow_the_sections_topics(topics: tuple[str, ...]) -> None:
     """Everyone-sections always come; a topic section only to readers who chose its topic."""
     numbers = {entry.number for part in included(seed(), topics) for entry in part.entries}
@@ -69,7 +69,7 @@ def test_included_articles_follow_the_sections_topics(topics: tuple[str, ...]) -
     assert {1, 2, 3, 4, 34} <= numbers
 
 
-@pytest.mark.parametrize("topics", topic_choices(TOPICS), ids=",".join)
+@pytest.mark.parametrize("topics", topic_combinations(TOPICS), ids=",".join)
 @pytest.mark.parametrize("edition", ["full", "digest"])
 @pytest.mark.parametrize("locale", ["zh", "en"])
 def test_rendered_segment_holds_exactly_its_articles(
