@@ -30,7 +30,6 @@ from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
-from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,7 +37,9 @@ from sqlalchemy.orm import Session
 
 from core.db import utcnow
 from mailer import outbox
+from mailer import scrub
 from mailer.models import OutboxMessage
+from mailer.scrub import ERASED_DOMAIN
 from subscribers.models import ConsentEvent
 from subscribers.models import ImportJob
 from subscribers.models import Subscriber
@@ -50,7 +51,8 @@ BLOCKED_STATUSES = ("bounced", "complained")
 # Statuses an import leaves alone and counts as refused rather than as already present.
 REFUSED_BY_IMPORT = ("unsubscribed", *BLOCKED_STATUSES)
 STATUS_FOR_REASON = {"hard_bounce": "bounced", "complaint": "complained", "manual": "unsubscribed"}
-ERASED_DOMAIN = "erased.invalid"
+# The single emails this package sends (their builders are in subscribers/emails.py).
+NOTICE_KINDS = ("confirm", "preferences_link")
 # How long a previewed CSV upload (personal data) waits to be run or discarded.
 PREVIEW_LIFETIME = timedelta(days=1)
 # Fields that hold personal data; an erase replaces their values in the consent record.
@@ -393,7 +395,7 @@ def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: 
             Suppression(email_hash=subscriber.email_hash, reason="manual", note="erased")
         )
     _scrub_events(db_session, subscriber.id)
-    _scrub_outbox(db_session, address)
+    scrub.forget_address(db_session, address, kinds=NOTICE_KINDS)
     _scrub_previews(db_session, address)
     subscriber.email = f"erased-{subscriber.id}@{ERASED_DOMAIN}"
     subscriber.email_hash = None
@@ -432,23 +434,6 @@ def _scrub_events(db_session: Session, subscriber_id: int) -> None:
             name: ["(erased)", "(erased)"] if name in PERSONAL_FIELDS else value
             for name, value in event.changes.items()
         }
-
-
-def _scrub_outbox(db_session: Session, address: str) -> None:
-    # Only the kinds this package sends: other packages keep their own delivery records.
-    db_session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.to_address == address,
-            OutboxMessage.kind.in_(("confirm", "preferences_link")),
-        )
-        .values(
-            to_address=f"erased@{ERASED_DOMAIN}",
-            params={},
-            status="failed",
-            smtp_reply="address erased",
-        )
-    )
 
 
 # --- imports -----------------------------------------------------------------------------
