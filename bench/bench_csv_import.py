@@ -27,12 +27,12 @@ from sqlalchemy.exc import OperationalError
 from core import create_app
 from core import db
 from core import migrate
+from subscribers import bulk
 from subscribers import csvfile
 from subscribers import imports
-from subscribers import service
+from subscribers.csvfile import ImportRow
 from subscribers.models import ImportJob
 from subscribers.models import Subscriber
-from subscribers.service import ImportRow
 
 TOPICS = ["policy", "companies", "data"]
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -78,7 +78,7 @@ def per_row_baseline(content: str) -> float:
     rows = rows[:BASELINE_ROWS]
     started = time.perf_counter()
     for row in rows:
-        values = service._subscriber_values(row, service.utcnow(), "zh")
+        values = bulk._subscriber_values(row, bulk.utcnow(), "zh")
         values["email_hash"] = "baseline-" + row.email_hash[:50]
         session.add(Subscriber(**values))
         session.flush()

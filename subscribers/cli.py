@@ -16,6 +16,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from core import db
+from subscribers import bulk
 from subscribers import csvfile
 from subscribers import imports
 from subscribers import service
@@ -59,7 +60,7 @@ def import_csv(path: Path, consent: str, dry_run: bool) -> None:
     rows = [
         item
         for _, item in csvfile.parse(text, topics.topic_keys())
-        if isinstance(item, service.ImportRow)
+        if isinstance(item, csvfile.ImportRow)
     ]
     evidence = service.Consent(
         source="import",
@@ -68,7 +69,7 @@ def import_csv(path: Path, consent: str, dry_run: bool) -> None:
         form_version=f"csv-import-cli:{path.name}",
     )
     with db.transaction() as session:
-        done = service.import_rows(session, rows, evidence, current_app.config["DEFAULT_LOCALE"])
+        done = bulk.import_rows(session, rows, evidence, current_app.config["DEFAULT_LOCALE"])
     click.echo(
         f"Imported {done.new} new subscribers; {done.existing} were already on the list, {done.blocked} blocked."
     )

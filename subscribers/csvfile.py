@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from subscribers.service import UNSAFE_TEXT
 from subscribers.service import AddressError
-from subscribers.service import ImportRow
 from subscribers.service import email_hash
 from subscribers.service import normalise
 
@@ -41,6 +40,21 @@ class CsvError(ValueError):
         super().__init__(code)
         self.code = code
         self.detail = detail
+
+
+@dataclass
+class ImportRow:
+    """One valid CSV line, normalised."""
+
+    line: int
+    email: str
+    email_hash: str
+    name: str | None
+    organisation: str | None
+    topics: tuple[str, ...]
+    format: str | None
+    locale: str | None
+    member: bool
 
 
 @dataclass(frozen=True)

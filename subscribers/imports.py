@@ -13,11 +13,12 @@ from dataclasses import field
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from subscribers import bulk
 from subscribers import csvfile
 from subscribers import service
+from subscribers.csvfile import ImportRow
 from subscribers.csvfile import RowError
 from subscribers.models import ImportJob
-from subscribers.service import ImportRow
 
 PREVIEW_ERRORS = 200
 PREVIEW_SAMPLE = 10
@@ -32,7 +33,7 @@ class Preview:
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
     sample: list[ImportRow] = field(default_factory=list)
-    tally: service.ImportTally = field(default_factory=service.ImportTally)
+    tally: bulk.ImportTally = field(default_factory=bulk.ImportTally)
 
 
 def preview(db_session: Session, text: str, topics: Sequence[str]) -> Preview:
@@ -48,7 +49,7 @@ def preview(db_session: Session, text: str, topics: Sequence[str]) -> Preview:
             rows.append(item)
     result.valid = len(rows)
     result.sample = rows[:PREVIEW_SAMPLE]
-    result.tally = service.classify(db_session, rows)[1]
+    result.tally = bulk.sort_import_rows(db_session, rows)[1]
     return result
 
 
@@ -91,7 +92,7 @@ def run(
 def _commit_batch(
     db_session: Session, job: ImportJob, rows: list[ImportRow], errors: int, last: int, locale: str
 ) -> None:
-    tally = service.import_rows(db_session, rows, consent_for(job), locale)
+    tally = bulk.import_rows(db_session, rows, consent_for(job), locale)
     job.imported += tally.new
     job.skipped += tally.existing + tally.blocked + errors
     job.processed_rows = last + 1

@@ -12,14 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import db as core_db
+from subscribers import bulk
 from subscribers import csvfile
 from subscribers import imports
 from subscribers import service
+from subscribers.csvfile import ImportRow
 from subscribers.models import ConsentEvent
 from subscribers.models import ImportJob
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
-from subscribers.service import ImportRow
 from subscribers.service import email_hash
 from tests.conftest import wait_until
 from tests.helpers import csrf_token
@@ -199,7 +200,7 @@ def test_an_interrupted_import_resumes_after_its_last_batch(app: Flask, db: Sess
         session = core_db.session()
         # As if a first run had committed the batches for the first four lines, then died.
         rows = [item for _, item in csvfile.parse(text, TOPICS) if isinstance(item, ImportRow)]
-        service.import_rows(session, rows[:4], imports.consent_for(job), "zh")
+        bulk.import_rows(session, rows[:4], imports.consent_for(job), "zh")
         running = session.get(ImportJob, job.id)
         assert running is not None
         running.processed_rows, running.imported = 4, 4
