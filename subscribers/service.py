@@ -135,7 +135,7 @@ def new_nonce() -> str:
 # --- the consent record ------------------------------------------------------------------
 
 
-def record(
+def record_consent(
     db_session: Session,
     subscriber: Subscriber,
     action: str,
@@ -227,7 +227,7 @@ def subscribe(
         changes = apply(subscriber, _choice_values(choices))
     else:
         changes = {}
-    record(db_session, subscriber, "subscribe", consent, changes)
+    record_consent(db_session, subscriber, "subscribe", consent, changes)
     _queue(db_session, "confirm", subscriber, enqueue)
     return "confirm_sent"
 
@@ -266,7 +266,7 @@ def confirm(db_session: Session, subscriber: Subscriber, consent: Consent) -> Su
     subscriber.confirm_nonce = new_nonce()
     values: dict[str, Any] = {"status": "active", "confirmed_at": utcnow(), "unsubscribed_at": None}
     changes = apply(subscriber, values)
-    record(db_session, subscriber, "confirm", consent, changes)
+    record_consent(db_session, subscriber, "confirm", consent, changes)
     return subscriber
 
 
@@ -276,7 +276,7 @@ def update_preferences(
     """Save the reader's choices; returns what changed (nothing recorded when nothing did)."""
     changes = apply(subscriber, _choice_values(choices))
     if changes:
-        record(db_session, subscriber, "preferences", consent, changes)
+        record_consent(db_session, subscriber, "preferences", consent, changes)
     return changes
 
 
@@ -285,7 +285,7 @@ def unsubscribe(db_session: Session, subscriber: Subscriber, consent: Consent) -
     if subscriber.status in ("unsubscribed", *BLOCKED_STATUSES):
         return False
     changes = apply(subscriber, {"status": "unsubscribed", "unsubscribed_at": utcnow()})
-    record(db_session, subscriber, "unsubscribe", consent, changes)
+    record_consent(db_session, subscriber, "unsubscribe", consent, changes)
     return True
 
 
@@ -296,7 +296,7 @@ def resubscribe(db_session: Session, subscriber: Subscriber, consent: Consent) -
     changes = apply(subscriber, {"status": "active", "unsubscribed_at": None})
     if subscriber.confirmed_at is None:
         changes.update(apply(subscriber, {"confirmed_at": utcnow()}))
-    record(db_session, subscriber, "resubscribe", consent, changes)
+    record_consent(db_session, subscriber, "resubscribe", consent, changes)
 
 
 # --- the editor's side -------------------------------------------------------------------
@@ -315,7 +315,7 @@ def set_member(
         values["format"] = "digest"
     changes = apply(subscriber, values)
     if changes:
-        record(db_session, subscriber, "member", consent, changes)
+        record_consent(db_session, subscriber, "member", consent, changes)
     return changes
 
 
@@ -334,7 +334,7 @@ def suppress(
         changes = apply(subscriber, {"status": STATUS_FOR_REASON[reason]})
         if subscriber.unsubscribed_at is None:
             changes.update(apply(subscriber, {"unsubscribed_at": utcnow()}))
-        record(db_session, subscriber, "suppress", consent, {**changes, "reason": reason})
+        record_consent(db_session, subscriber, "suppress", consent, {**changes, "reason": reason})
     return subscriber
 
 
@@ -364,7 +364,7 @@ def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: 
     subscriber.unsubscribed_at = subscriber.unsubscribed_at or utcnow()
     subscriber.erased_at = utcnow()
     subscriber.confirm_nonce, subscriber.link_nonce = new_nonce(), new_nonce()
-    record(db_session, subscriber, "erase", consent, {"blocked": block})
+    record_consent(db_session, subscriber, "erase", consent, {"blocked": block})
 
 
 def _scrub_previews(db_session: Session, address: str) -> None:
