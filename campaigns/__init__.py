@@ -6,4 +6,14 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Nothing to register until the campaign engine is built."""
+    """The campaign tasks and the beat entry that starts, expires and recovers sends."""
+    from campaigns import cli
+    from campaigns import views
+    from core import registry
+
+    registry.add_tasks(app, "campaigns.tasks")
+    registry.add_beat(
+        app, "campaigns-tick", "campaigns.tasks.tick", float(app.config["SCHEDULER_SECONDS"])
+    )
+    cli.init_app(app)
+    views.init_app(app)

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
 
 from flask import Flask
 from limits import parse_many
@@ -57,7 +59,35 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "DKIM_PRIVATE_KEY_PATH": (None, "PEM file with the DKIM private key"),
     "HTML_BUDGET_BYTES": (90_000, "largest HTML part; Gmail clips above 102 KB"),
     "BATCH_SIZE": (200, "recipients per send task"),
-    "SEND_RATE": (50, "messages per second across all workers"),
+    "SEND_RATE": (50, "messages per second across all workers and hosts (a Redis token bucket)"),
+    "SEND_PROVIDER_RATES": (
+        {},
+        'messages per second per receiving domain, e.g. {"163.com": 0.8, "qq.com": 20}',
+    ),
+    "SEND_PROVIDER_BACKOFF_SECONDS": (
+        300,
+        "how long a domain that answered with a rate-limit deferral (421, 4.7.x) is left alone",
+    ),
+    "SEND_RECORD_EVERY": (
+        10,
+        "outcomes written per commit: the most messages a killed worker process may send twice",
+    ),
+    "SEND_PARALLEL_BATCHES": (4, "batches of one campaign that may be sending at once"),
+    "SEND_CLAIM_LEASE_SECONDS": (
+        120,
+        "a batch's claim not renewed for this long is presumed dead and sent again",
+    ),
+    "SEND_RELAY_FAILURES_TO_PAUSE": (
+        3,
+        "relay failures in a row (cannot connect, 421, AUTH, TLS) that pause a campaign",
+    ),
+    "SEND_FAILURE_RATE_TO_PAUSE": (
+        50,
+        "percent of failed messages among the last 200 of a campaign that pauses it",
+    ),
+    "SEND_APPROVAL": (False, "an editor's send waits until an administrator approves it"),
+    "SCHEDULER_SECONDS": (15, "how often the beat starts due campaigns and recovers sends"),
+    "TIMEZONE": ("Asia/Shanghai", "time zone of every time shown to and entered by editors"),
     "RETRY_BACKOFF_SECONDS": (
         30,
         "wait before retrying after a temporary SMTP failure; doubles per try, at most 300",
@@ -195,6 +225,13 @@ def check(config: Mapping[str, Any]) -> None:
         "VISIBILITY_TIMEOUT",
         "IMPORT_MAX_BYTES",
         "IMPORT_BATCH_SIZE",
+        "SEND_PROVIDER_BACKOFF_SECONDS",
+        "SEND_RECORD_EVERY",
+        "SEND_PARALLEL_BATCHES",
+        "SEND_CLAIM_LEASE_SECONDS",
+        "SEND_RELAY_FAILURES_TO_PAUSE",
+        "SEND_FAILURE_RATE_TO_PAUSE",
+        "SCHEDULER_SECONDS",
     ):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] <= 0:
             raise ConfigError(
@@ -214,6 +251,7 @@ def check(config: Mapping[str, Any]) -> None:
                 f"{env_name(key)} must be a rate like '10 per minute', not {config[key]!r}."
             ) from None
     check_topics(config["TOPICS"], config["SECTION_TOPICS"])
+    check_sending(config)
     proxies = config["TRUSTED_PROXIES"]
     if not isinstance(proxies, int) or isinstance(proxies, bool) or not 0 <= proxies <= 5:
         raise ConfigError(
@@ -224,6 +262,33 @@ def check(config: Mapping[str, Any]) -> None:
             f"{env_name('TASK_TIME_LIMIT')} must be below {env_name('VISIBILITY_TIMEOUT')}, "
             "or Redis would hand a running task to a second worker."
         )
+
+
+def check_sending(config: Mapping[str, Any]) -> None:
+    """Provider rates are positive numbers per domain; the zone is one the system knows."""
+    rates = config["SEND_PROVIDER_RATES"]
+    if not isinstance(rates, dict) or not all(
+        isinstance(domain, str)
+        and domain
+        and isinstance(rate, int | float)
+        and not isinstance(rate, bool)
+        and rate > 0
+        for domain, rate in rates.items()
+    ):
+        raise ConfigError(
+            f"{env_name('SEND_PROVIDER_RATES')} must map domains to messages per second, "
+            f'like {{"163.com": 0.8}}, not {rates!r}.'
+        )
+    if config["SEND_FAILURE_RATE_TO_PAUSE"] > 100:
+        raise ConfigError(f"{env_name('SEND_FAILURE_RATE_TO_PAUSE')} is a percentage, 1 to 100.")
+    if not isinstance(config["SEND_APPROVAL"], bool):
+        raise ConfigError(f"{env_name('SEND_APPROVAL')} must be true or false.")
+    try:
+        ZoneInfo(str(config["TIMEZONE"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{env_name('TIMEZONE')} must be a time zone like Asia/Shanghai, not {config['TIMEZONE']!r}."
+        ) from None
 
 
 def check_topics(topics: Any, section_topics: Any) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import importlib
 
 # Every module that defines models; `make migration` autogenerates from what these register.
-MODEL_MODULES = ("core.auth", "mailer.models", "issues.models", "subscribers.models")
+MODEL_MODULES = (
+    "core.auth",
+    "mailer.models",
+    "issues.models",
+    "subscribers.models",
+    "campaigns.models",
+)
 
 
 def import_all() -> None:

@@ -7,6 +7,7 @@ it means a hard bounce.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -33,6 +34,39 @@ class PermanentFailure(DeliveryFailure):
     """Do not try again: 5xx."""
 
 
+class RelayFailure(TemporaryFailure):
+    """The relay itself failed, not the recipient: it cannot be reached, refused the greeting,
+    AUTH or TLS, answered 421 (closing), or dropped the connection. Never a bounce; a batch
+    that meets one gives its recipients back and stops."""
+
+
+# Enhanced status codes (RFC 3463) that mean the mailbox does not exist or cannot take mail:
+# a hard bounce, which suppresses the address. Other 5xx (policy, content) fail the message only.
+HARD_BOUNCE = re.compile(r"^5\.(?:1\.[0-9]+|2\.1)\b")
+
+
+def is_hard_bounce(code: int, reply: str) -> bool:
+    """True for a permanent failure that says the address itself is bad (5.1.x, 5.2.1).
+
+    A 550 with no enhanced code is read as a hard bounce only when it is an RCPT refusal
+    of the classic kind ("user unknown", "no such user", "mailbox unavailable").
+    """
+    if not 500 <= code < 600:
+        return False
+    text = reply.strip()
+    if HARD_BOUNCE.match(text):
+        return True
+    if re.match(r"^5\.\d+\.\d+", text):
+        return False
+    return code in (550, 551, 553) and bool(_UNKNOWN_MAILBOX.search(text))
+
+
+_UNKNOWN_MAILBOX = re.compile(
+    r"user unknown|unknown user|no such user|mailbox (?:unavailable|not found)|does not exist",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class Accepted:
     code: int
@@ -40,8 +74,10 @@ class Accepted:
 
 
 def failure(code: int, reply: bytes | str) -> DeliveryFailure:
-    """The right failure class for an SMTP reply code."""
+    """The right failure class for an SMTP reply code: 421 means the relay is closing."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    if code == 421:
+        return RelayFailure(code, text)
     kind = PermanentFailure if 500 <= code < 600 else TemporaryFailure
     return kind(code, text)
 
@@ -84,9 +120,12 @@ class Relay:
             if self.config.get("SMTP_USERNAME"):
                 connection.login(self.config["SMTP_USERNAME"], self.config["SMTP_PASSWORD"] or "")
         except smtplib.SMTPResponseException as error:
-            raise failure(error.smtp_code, error.smtp_error) from error
+            # A refused greeting, STARTTLS or AUTH is the relay's failure, whatever its code.
+            reply = error.smtp_error
+            text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+            raise RelayFailure(error.smtp_code, text) from error
         except (OSError, smtplib.SMTPException) as error:
-            raise TemporaryFailure(421, f"cannot reach the relay {host}:{port}: {error}") from error
+            raise RelayFailure(421, f"cannot reach the relay {host}:{port}: {error}") from error
         return connection
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> Accepted:
@@ -96,7 +135,9 @@ class Relay:
         the reply to DATA (which usually names the relay's queue id) is kept for the record.
         """
         if self.connection is None:
-            raise RuntimeError("Relay.send outside a with-block")
+            # The connection was lost on an earlier message: open a new one (a RelayFailure
+            # when that fails), so one dropped connection does not fail the rest of a batch.
+            self.connection = self._connect()
         connection = self.connection
         # The message's own policy (CRLF, and UTF-8 headers where addresses need them) decides.
         payload = message.as_bytes()
@@ -125,7 +166,7 @@ class Relay:
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
             # The connection is gone, and with it any certainty: the caller retries later.
             self.connection = None
-            raise TemporaryFailure(421, f"connection lost: {error}") from error
+            raise RelayFailure(421, f"connection lost: {error}") from error
         return Accepted(code, reply.decode("utf-8", "replace"))
 
     def _reset_after_error(self) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 07:11:24.331616
+Create Date: 2026-12-02 06:25:38.417481
 """
 
 from collections.abc import Sequence
@@ -55,12 +55,12 @@ def upgrade() -> None:
     sa.Column('to_address', sa.String(length=254), nullable=False),
     sa.Column('locale', sa.String(length=5), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('smtp_code', sa.Integer(), nullable=True),
     sa.Column('smtp_reply', sa.Text(), nullable=True),
     sa.Column('message_id', sa.String(length=300), nullable=True),
-    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('claimed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_attempt_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', core.db.UTCDateTime(timezone=True), nullable=True),
@@ -118,6 +118,33 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppression')),
     sa.UniqueConstraint('email_hash', name=op.f('uq_suppression_email_hash'))
     )
+    op.create_table('campaign',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('issue_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('new_subscribers', sa.Boolean(), nullable=False),
+    sa.Column('created_by', sa.String(length=254), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('approved_by', sa.String(length=254), nullable=True),
+    sa.Column('send_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('not_after', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_by', sa.String(length=254), nullable=True),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('paused_reason', sa.JSON(), nullable=True),
+    sa.Column('paused_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('relay_failures', sa.Integer(), nullable=False),
+    sa.Column('heartbeat_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('planned', sa.Integer(), nullable=False),
+    sa.Column('plan_seconds', sa.Double(), nullable=True),
+    sa.Column('freeze_seconds', sa.Double(), nullable=True),
+    sa.ForeignKeyConstraint(['issue_id'], ['issue.id'], name=op.f('fk_campaign_issue_id_issue'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign'))
+    )
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_campaign_issue_id'), ['issue_id'], unique=False)
+        batch_op.create_index('uq_campaign_open_issue', ['issue_id'], unique=True, sqlite_where=sa.text("status IN ('draft', 'scheduled', 'running', 'paused')"), postgresql_where=sa.text("status IN ('draft', 'scheduled', 'running', 'paused')"))
+
     op.create_table('consent_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('subscriber_id', sa.Integer(), nullable=False),
@@ -176,11 +203,64 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_article')),
     sa.UniqueConstraint('section_id', 'position', name=op.f('uq_article_section_id'))
     )
+    op.create_table('campaign_segment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('topics', core.db.TopicSet(length=200), nullable=False),
+    sa.Column('format', sa.String(length=10), nullable=False),
+    sa.Column('locale', sa.String(length=5), nullable=False),
+    sa.Column('subject', sa.String(length=400), nullable=False),
+    sa.Column('html', sa.Text(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('nonce', sa.String(length=32), nullable=False),
+    sa.Column('greetings', sa.JSON(), nullable=False),
+    sa.Column('view_online_url', sa.String(length=500), nullable=False),
+    sa.Column('shortened', sa.JSON(), nullable=False),
+    sa.Column('articles', sa.JSON(), nullable=False),
+    sa.Column('html_bytes', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_campaign_segment_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_segment')),
+    sa.UniqueConstraint('campaign_id', 'topics', 'format', 'locale', name=op.f('uq_campaign_segment_campaign_id'))
+    )
+    op.create_table('delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('issue_id', sa.Integer(), nullable=False),
+    sa.Column('subscriber_id', sa.Integer(), nullable=False),
+    sa.Column('segment_id', sa.Integer(), nullable=False),
+    sa.Column('domain', sa.String(length=254), nullable=False),
+    sa.Column('skip_reason', sa.String(length=20), nullable=True),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('smtp_code', sa.Integer(), nullable=True),
+    sa.Column('smtp_reply', sa.Text(), nullable=True),
+    sa.Column('message_id', sa.String(length=300), nullable=True),
+    sa.Column('claimed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_delivery_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['issue_id'], ['issue.id'], name=op.f('fk_delivery_issue_id_issue'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['segment_id'], ['campaign_segment.id'], name=op.f('fk_delivery_segment_id_campaign_segment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_delivery_subscriber_id_subscriber'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery'))
+    )
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_delivery_campaign_status', ['campaign_id', 'status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_subscriber_id'), ['subscriber_id'], unique=False)
+        batch_op.create_index('uq_delivery_issue_subscriber', ['issue_id', 'subscriber_id'], unique=True, sqlite_where=sa.text("status != 'skipped'"), postgresql_where=sa.text("status != 'skipped'"))
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index('uq_delivery_issue_subscriber', sqlite_where=sa.text("status != 'skipped'"), postgresql_where=sa.text("status != 'skipped'"))
+        batch_op.drop_index(batch_op.f('ix_delivery_subscriber_id'))
+        batch_op.drop_index('ix_delivery_campaign_status')
+
+    op.drop_table('delivery')
+    op.drop_table('campaign_segment')
     op.drop_table('article')
     op.drop_table('section')
     with op.batch_alter_table('pending_upload', schema=None) as batch_op:
@@ -192,6 +272,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_consent_event_subscriber_id'))
 
     op.drop_table('consent_event')
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.drop_index('uq_campaign_open_issue', sqlite_where=sa.text("status IN ('draft', 'scheduled', 'running', 'paused')"), postgresql_where=sa.text("status IN ('draft', 'scheduled', 'running', 'paused')"))
+        batch_op.drop_index(batch_op.f('ix_campaign_issue_id'))
+
+    op.drop_table('campaign')
     op.drop_table('suppression')
     op.drop_table('subscriber_import')
     with op.batch_alter_table('subscriber', schema=None) as batch_op:

@@ -1,0 +1,468 @@
+"""One batch of a campaign: claim → check → send → record, over one SMTP connection.
+
+The guarantee, in the ledger's terms: a row is claimed (``sending``) in a committed
+transaction before its message goes out, and its outcome is committed at the latest after
+``SEND_RECORD_EVERY`` further messages. A worker killed at any instant therefore leaves at
+most that many messages sent but not recorded; after the claim lease they are sent again,
+with the same Message-ID (it is derived from the delivery, not drawn at random). Every other
+claimed row was never handed to the relay and is simply sent once, later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import exists
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from campaigns.models import Campaign
+from campaigns.models import CampaignSegment
+from campaigns.models import Delivery
+from campaigns.plan import thaw
+from campaigns.throttle import Throttle
+from campaigns.throttle import is_deferral
+from core.db import utcnow
+from issues.models import Issue
+from mailer import delivery
+from mailer.dkim import DkimError
+from mailer.message import IssueMail
+from mailer.message import issue_mail
+from mailer.segments import Recipient
+from mailer.smtp import Accepted
+from mailer.smtp import DeliveryFailure
+from mailer.smtp import PermanentFailure
+from mailer.smtp import Relay
+from mailer.smtp import RelayFailure
+from mailer.smtp import TemporaryFailure
+from mailer.smtp import is_hard_bounce
+from subscribers import links
+from subscribers.models import Subscriber
+from subscribers.models import Suppression
+from subscribers.service import Consent
+from subscribers.service import suppress
+
+log = logging.getLogger(__name__)
+
+WAITING = ("queued", "retry")
+UNSETTLED = ("queued", "sending", "retry")
+# How often a batch looks whether its campaign was paused or cancelled: "within a second".
+CONTROL_CHECK_SECONDS = 0.25
+# The failure rate that pauses a campaign is measured over its latest outcomes.
+FAILURE_WINDOW = 200
+FAILURE_MINIMUM = 20
+_PROVIDER_DEFERRAL = re.compile(r"^4\.7\.\d+")
+
+# Frozen editions never change, so each worker process builds their shared part once.
+_MAILS: dict[int, IssueMail] = {}
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch did, and whether (and after how long) another batch is worth running."""
+
+    claimed: int
+    sent: int
+    more: bool
+    wait: float = 0.0
+
+
+def message_id(delivery_id: int, config: Mapping[str, Any]) -> str:
+    """The Message-ID of a delivery: the same on every try, unguessable from outside."""
+    key = str(config["SECRET_KEY"]).encode()
+    tag = hmac.new(key, f"delivery:{delivery_id}".encode(), hashlib.sha256).hexdigest()[:16]
+    return f"<d{delivery_id}.{tag}@{config['MESSAGE_ID_DOMAIN']}>"
+
+
+def claim(db_session: Session, campaign_id: int, limit: int) -> list[int]:
+    """Take up to ``limit`` due rows of the campaign for this batch, atomically, and commit.
+
+    On PostgreSQL rows locked by another batch are skipped (``FOR UPDATE SKIP LOCKED``); on
+    SQLite the write lock serialises claims and the status condition does the rest.
+    """
+    now = utcnow()
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.status.in_(WAITING),
+            Delivery.next_attempt_at <= now,
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if db_session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = db_session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status.in_(WAITING))
+        .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = sorted(claimed.scalars())
+    _beat(db_session, campaign_id)
+    db_session.commit()
+    return ids
+
+
+def _beat(db_session: Session, campaign_id: int) -> None:
+    db_session.execute(
+        update(Campaign).where(Campaign.id == campaign_id).values(heartbeat_at=utcnow())
+    )
+
+
+def send_batch(
+    db_session: Session, campaign_id: int, config: Mapping[str, Any], throttle: Throttle
+) -> BatchResult:
+    """Claim one batch of the campaign, send it, record every outcome; see the module note."""
+    if _status(db_session, campaign_id) != "running":
+        return BatchResult(0, 0, more=False)
+    ids = claim(db_session, campaign_id, int(config["BATCH_SIZE"]))
+    sent = 0
+    if ids:
+        batch = Batch(db_session, campaign_id, config, throttle)
+        sent = batch.run(ids)
+    return _after(db_session, campaign_id, config, len(ids), sent)
+
+
+def _status(db_session: Session, campaign_id: int) -> str | None:
+    status = db_session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    db_session.commit()
+    return status
+
+
+class Batch:
+    """The rows one task claimed, sent in order over one connection."""
+
+    def __init__(
+        self, db_session: Session, campaign_id: int, config: Mapping[str, Any], throttle: Throttle
+    ) -> None:
+        self.db = db_session
+        self.campaign_id = campaign_id
+        self.config = config
+        self.throttle = throttle
+        self.record_every = int(config["SEND_RECORD_EVERY"])
+        self.lease = timedelta(seconds=int(config["SEND_CLAIM_LEASE_SECONDS"]))
+        self.unrecorded = 0
+        self.accepted = 0
+        self.checked_at = time.monotonic()
+        self.renewed_at = time.monotonic()
+
+    def run(self, ids: list[int]) -> int:
+        """Send the claimed rows; the number the relay took."""
+        rows = self._load(ids)
+        rows = self._skip_the_departed(rows)
+        relay = Relay(self.config)
+        sent = 0
+        try:
+            for index, (row, subscriber) in enumerate(rows):
+                if not self._still_running():
+                    self._release([r for r, _ in rows[index:]])
+                    break
+                outcome = self._send_one(relay, row, subscriber)
+                if outcome == "relay":
+                    self._release([r for r, _ in rows[index:]])
+                    break
+                sent += outcome == "sent"
+                self._maybe_commit([r for r, _ in rows[index + 1 :]])
+        finally:
+            relay.close()
+            self._commit()
+        return sent
+
+    # --- loading and checking -------------------------------------------------------------
+
+    def _load(self, ids: list[int]) -> list[tuple[Delivery, Subscriber]]:
+        query = (
+            select(Delivery, Subscriber)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.id)
+        )
+        return [(row, subscriber) for row, subscriber in self.db.execute(query)]
+
+    def _skip_the_departed(
+        self, rows: list[tuple[Delivery, Subscriber]]
+    ) -> list[tuple[Delivery, Subscriber]]:
+        """Readers who left, were blocked or erased since planning are skipped, with why."""
+        hashes = [s.email_hash for _, s in rows if s.email_hash]
+        blocked = set(
+            self.db.scalars(
+                select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes))
+            )
+        )
+        kept = []
+        for row, subscriber in rows:
+            reason = _departed(subscriber, blocked)
+            if reason is None:
+                kept.append((row, subscriber))
+            else:
+                row.status, row.skip_reason = "skipped", reason
+                row.attempts -= 1
+        self._commit()
+        return kept
+
+    def _still_running(self) -> bool:
+        """Every quarter second: is the campaign still running (not paused or cancelled)?"""
+        if time.monotonic() - self.checked_at < CONTROL_CHECK_SECONDS:
+            return True
+        self.checked_at = time.monotonic()
+        status = self.db.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
+        return status == "running"
+
+    # --- one message ----------------------------------------------------------------------
+
+    def _send_one(self, relay: Relay, row: Delivery, subscriber: Subscriber) -> str:
+        """Send one row; "sent", "failed" (any recorded outcome) or "relay" (stop the batch)."""
+        wait = self.throttle.provider_wait(row.domain)
+        if wait > 0:
+            # This provider is rate-limited or asked us to slow down: leave this reader for
+            # later, without counting a try, and go on with the others.
+            self._later(row, wait)
+            return "failed"
+        self.throttle.wait_for_send()
+        row.message_id = message_id(row.id, self.config)
+        try:
+            email = self._mail(row.segment_id).message(_recipient(row, subscriber), row.message_id)
+        except (ValueError, DkimError) as error:
+            delivery.record_unbuilt(row, error, self.config)
+            self.unrecorded += 1
+            return "failed"
+        self.unrecorded += 1
+        try:
+            result: Accepted | DeliveryFailure = relay.send(
+                email, self.config["MAIL_FROM"], subscriber.email
+            )
+        except RelayFailure as error:
+            if _PROVIDER_DEFERRAL.match(error.reply.strip()):
+                self.throttle.back_off(row.domain)
+                self._later(row, float(self.config["SEND_PROVIDER_BACKOFF_SECONDS"]))
+                return "failed"
+            self._relay_failed(error)
+            return "relay"
+        except DeliveryFailure as error:
+            result = error
+        self._settle(row, subscriber, result)
+        return "sent" if isinstance(result, Accepted) else "failed"
+
+    def _settle(
+        self, row: Delivery, subscriber: Subscriber, result: Accepted | DeliveryFailure
+    ) -> None:
+        """Record the relay's answer; a hard bounce also blocks the address."""
+        delivery.record(row, result, self.config)
+        if isinstance(result, Accepted):
+            self.accepted += 1
+        elif isinstance(result, PermanentFailure) and is_hard_bounce(result.code, result.reply):
+            row.status = "bounced"
+            note = f"{result.code} {result.reply}"[:300]
+            suppress(self.db, subscriber.email, "hard_bounce", Consent(source="bounce", note=note))
+        elif isinstance(result, TemporaryFailure) and is_deferral(result.code, result.reply):
+            self.throttle.back_off(row.domain)
+
+    def _mail(self, segment_id: int) -> IssueMail:
+        mail = _MAILS.get(segment_id)
+        if mail is None:
+            segment = self.db.get(CampaignSegment, segment_id)
+            assert segment is not None
+            number = self.db.scalar(
+                select(Issue.number)
+                .join(Campaign, Campaign.issue_id == Issue.id)
+                .where(Campaign.id == segment.campaign_id)
+            )
+            mail = _MAILS[segment_id] = issue_mail(thaw(segment, int(number or 0)), self.config)
+        return mail
+
+    # --- giving rows back -----------------------------------------------------------------
+
+    def _later(self, row: Delivery, seconds: float) -> None:
+        """Give ``row`` back for a later try that does not count against the reader."""
+        row.status, row.attempts = "retry", row.attempts - 1
+        row.next_attempt_at = utcnow() + timedelta(seconds=seconds)
+        self.unrecorded += 1
+
+    def _release(self, rows: list[Delivery]) -> None:
+        """Rows claimed but never handed to the relay go back to the queue, tries uncounted."""
+        for row in rows:
+            if row.status == "sending":
+                row.status, row.attempts = "queued", row.attempts - 1
+                row.claimed_at = None
+        self._commit()
+        # A send cancelled meanwhile keeps none of them waiting.
+        if self._status() == "cancelled":
+            self.db.execute(
+                update(Delivery)
+                .where(Delivery.campaign_id == self.campaign_id, Delivery.status.in_(WAITING))
+                .values(status="skipped", skip_reason="cancelled")
+            )
+            self._commit()
+
+    def _relay_failed(self, error: RelayFailure) -> None:
+        """Count a relay failure for the campaign; enough in a row pause it, with why."""
+        self.db.execute(
+            update(Campaign)
+            .where(Campaign.id == self.campaign_id)
+            .values(relay_failures=Campaign.relay_failures + 1)
+        )
+        failures = int(
+            self.db.scalar(select(Campaign.relay_failures).where(Campaign.id == self.campaign_id))
+            or 0
+        )
+        log.warning("campaign %s: relay failure %s: %s", self.campaign_id, failures, error)
+        if failures >= int(self.config["SEND_RELAY_FAILURES_TO_PAUSE"]):
+            pause_for(
+                self.db,
+                self.campaign_id,
+                "The mail server failed %(count)s times in a row; its last answer: %(reply)s",
+                count=failures,
+                reply=f"{error.code} {error.reply}"[:300],
+            )
+
+    # --- committing -----------------------------------------------------------------------
+
+    def _maybe_commit(self, remaining: list[Delivery]) -> None:
+        """Commit every ``SEND_RECORD_EVERY`` outcomes (the in-flight bound), and renew the
+        claim on the rows still to send well before the lease runs out."""
+        if self.unrecorded >= self.record_every:
+            self._commit()
+        if time.monotonic() - self.renewed_at > self.lease.total_seconds() / 4:
+            self.renewed_at = time.monotonic()
+            ids = [row.id for row in remaining if row.status == "sending"]
+            if ids:
+                self.db.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids), Delivery.status == "sending")
+                    .values(claimed_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+            _beat(self.db, self.campaign_id)
+            self._commit()
+
+    def _commit(self) -> None:
+        if self.accepted:
+            # The relay takes messages again: the run of relay failures is over.
+            self.db.execute(
+                update(Campaign)
+                .where(Campaign.id == self.campaign_id, Campaign.relay_failures > 0)
+                .values(relay_failures=0)
+            )
+            self.accepted = 0
+        self.db.commit()
+        self.unrecorded = 0
+
+    def _status(self) -> str | None:
+        return self.db.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
+
+
+def _departed(subscriber: Subscriber, blocked: set[str]) -> str | None:
+    if subscriber.erased_at is not None or subscriber.email_hash is None:
+        return "erased"
+    if subscriber.email_hash in blocked:
+        return "suppressed"
+    if subscriber.status == "unsubscribed":
+        return "unsubscribed"
+    if subscriber.status != "active":
+        return "inactive"
+    return None
+
+
+def _recipient(row: Delivery, subscriber: Subscriber) -> Recipient:
+    return Recipient(
+        email=subscriber.email,
+        name=subscriber.name,
+        locale=subscriber.locale,
+        unsubscribe_url=links.unsubscribe_url(subscriber),
+        preferences_url=links.preferences_url(subscriber),
+    )
+
+
+def pause_for(db_session: Session, campaign_id: int, msgid: str, **params: Any) -> None:
+    """Pause a running campaign by itself, saying why in words an editor can act on."""
+    db_session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == "running")
+        .values(
+            status="paused", paused_at=utcnow(), paused_reason={"msgid": msgid, "params": params}
+        )
+    )
+    db_session.commit()
+
+
+def _after(
+    db_session: Session, campaign_id: int, config: Mapping[str, Any], claimed: int, sent: int
+) -> BatchResult:
+    """After a batch: pause on too many failures, finish when all is settled, or say when
+    the next batch is worth running."""
+    _check_failure_rate(db_session, campaign_id, config)
+    now = utcnow()
+    waiting = db_session.execute(
+        select(func.count(), func.min(Delivery.next_attempt_at)).where(
+            Delivery.campaign_id == campaign_id, Delivery.status.in_(WAITING)
+        )
+    ).one()
+    if not waiting[0]:
+        finish(db_session, campaign_id)
+        sending = db_session.scalar(
+            select(
+                exists().where(Delivery.campaign_id == campaign_id, Delivery.status == "sending")
+            )
+        )
+        db_session.commit()
+        # Rows other batches still hold: look again when they should be settled.
+        return BatchResult(claimed, sent, more=bool(sending), wait=5.0)
+    db_session.commit()
+    if _status(db_session, campaign_id) != "running":
+        return BatchResult(claimed, sent, more=False)
+    due_in = max((waiting[1] - now).total_seconds(), 0.0) if waiting[1] else 0.0
+    return BatchResult(claimed, sent, more=True, wait=min(due_in, 30.0))
+
+
+def _check_failure_rate(db_session: Session, campaign_id: int, config: Mapping[str, Any]) -> None:
+    latest = list(
+        db_session.scalars(
+            select(Delivery.status)
+            .where(
+                Delivery.campaign_id == campaign_id,
+                Delivery.status.in_(("sent", "failed", "bounced")),
+            )
+            .order_by(Delivery.claimed_at.desc(), Delivery.id.desc())
+            .limit(FAILURE_WINDOW)
+        )
+    )
+    if len(latest) < FAILURE_MINIMUM:
+        return
+    failed = sum(status != "sent" for status in latest)
+    percent = 100 * failed // len(latest)
+    if percent >= int(config["SEND_FAILURE_RATE_TO_PAUSE"]):
+        pause_for(
+            db_session,
+            campaign_id,
+            "%(percent)s%% of the last %(count)s messages failed; check the failures below.",
+            percent=percent,
+            count=len(latest),
+        )
+
+
+def finish(db_session: Session, campaign_id: int) -> bool:
+    """Mark the campaign done, and its issue sent, once no delivery is unsettled."""
+    unsettled = exists().where(Delivery.campaign_id == campaign_id, Delivery.status.in_(UNSETTLED))
+    done = db_session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == "running", ~unsettled)
+        .values(status="done", finished_at=utcnow())
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        return False
+    issue_id = db_session.scalar(select(Campaign.issue_id).where(Campaign.id == campaign_id))
+    db_session.execute(update(Issue).where(Issue.id == issue_id).values(status="sent"))
+    return True

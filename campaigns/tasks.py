@@ -1,0 +1,139 @@
+"""Celery tasks of campaigns: thin adapters that take IDs and call plan, send and control.
+
+Tasks only ring the bell. Each batch claims its own rows from the ledger, so a task that is
+lost (Redis flushed, broker down at enqueue), duplicated or redelivered changes nothing: the
+beat's ``tick`` starts what is due and restarts what went quiet.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import cache
+
+import redis
+from celery import shared_task
+from flask import current_app
+from kombu.exceptions import OperationalError
+from sqlalchemy import select
+from sqlalchemy import update
+
+from campaigns import control
+from campaigns import send
+from campaigns.models import Campaign
+from campaigns.models import Delivery
+from campaigns.throttle import Throttle
+from core import db
+from core.db import utcnow
+from mailer import delivery
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _throttle(redis_url: str) -> Throttle:
+    return Throttle(redis.Redis.from_url(redis_url), current_app.config)
+
+
+@shared_task(name="campaigns.tasks.start")
+def start(campaign_id: int) -> int | None:
+    """Plan a due campaign and set its batches going; nothing if another start won."""
+    db_session = db.session()
+    log.info("campaign %s: planning", campaign_id)
+    try:
+        planned = control.start(db_session, campaign_id, None, current_app.config)
+    except control.CampaignError as error:
+        db_session.rollback()
+        send.pause_for(db_session, campaign_id, error.msgid, **error.params)
+        return None
+    db_session.commit()
+    if planned is not None:
+        log.info("campaign %s: %s readers planned", campaign_id, planned)
+        enqueue_batches(campaign_id)
+    return planned
+
+
+@shared_task(name="campaigns.tasks.send_batch")
+def send_batch(campaign_id: int) -> int:
+    """Send one batch; while work remains, hand on to the next batch (after a pause when
+    everything left is waiting for a retry)."""
+    db_session = db.session()
+    result = send.send_batch(
+        db_session, campaign_id, current_app.config, _throttle(current_app.config["REDIS_URL"])
+    )
+    if result.more:
+        _enqueue(campaign_id, countdown=result.wait)
+    return result.sent
+
+
+@shared_task(name="campaigns.tasks.tick")
+def tick() -> int:
+    """Beat: start due campaigns, expire late ones, and recover what a dead worker or a
+    lost queue left behind. Returns how many campaigns it set going."""
+    db_session = db.session()
+    config = current_app.config
+    now = utcnow()
+    due = list(
+        db_session.scalars(
+            select(Campaign.id).where(Campaign.status == "scheduled", Campaign.send_at <= now)
+        )
+    )
+    db_session.commit()
+    for campaign_id in due:
+        enqueue_start(campaign_id)
+    lease = timedelta(seconds=int(config["SEND_CLAIM_LEASE_SECONDS"]))
+    return len(due) + len(_recover(lease))
+
+
+def _recover(lease: timedelta) -> list[int]:
+    """Dead claims go back to the queue; running campaigns gone quiet get batches again."""
+    db_session = db.session()
+    live = select(Campaign.id).where(Campaign.status.in_(("running", "paused")))
+    delivery.stale(db_session, Delivery, lease, Delivery.campaign_id.in_(live))
+    # A cancelled campaign's dead claims are settled as cancelled: nobody will send them.
+    db_session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == "sending",
+            Delivery.claimed_at < utcnow() - lease,
+            Delivery.campaign_id.in_(select(Campaign.id).where(Campaign.status == "cancelled")),
+        )
+        .values(status="skipped", skip_reason="cancelled")
+    )
+    quiet = list(
+        db_session.scalars(
+            select(Campaign.id).where(
+                Campaign.status == "running",
+                Campaign.heartbeat_at < utcnow() - min(lease, timedelta(seconds=60)),
+            )
+        )
+    )
+    db_session.commit()
+    for campaign_id in quiet:
+        log.info("campaign %s: no batch ran lately; setting batches going again", campaign_id)
+        enqueue_batches(campaign_id)
+    return quiet
+
+
+def enqueue_start(campaign_id: int) -> None:
+    """The after-commit callback that starts a campaign now; the beat does it if Redis is down."""
+    try:
+        start.delay(campaign_id)
+    except OperationalError as error:
+        log.warning("campaign %s not started now (%s); the beat will start it", campaign_id, error)
+
+
+def enqueue_batches(campaign_id: int) -> None:
+    """Set SEND_PARALLEL_BATCHES batches of the campaign going (each hands on to the next)."""
+    for _ in range(int(current_app.config["SEND_PARALLEL_BATCHES"])):
+        if not _enqueue(campaign_id):
+            return
+
+
+def _enqueue(campaign_id: int, countdown: float = 0.0) -> bool:
+    try:
+        send_batch.apply_async((campaign_id,), countdown=countdown or None)
+    except OperationalError as error:
+        log.warning("campaign %s: batch not enqueued (%s); the beat will", campaign_id, error)
+        return False
+    return True

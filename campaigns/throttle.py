@@ -1,0 +1,82 @@
+"""Rate limits shared by every worker on every host: token buckets kept in Redis.
+
+One bucket caps the whole system (NEWSLETTER_SEND_RATE); one per receiving domain caps what
+a provider is sent (NEWSLETTER_SEND_PROVIDER_RATES), so one slow provider does not hold back
+the others; and a domain that answered with a rate-limit deferral is left alone for a while.
+The bucket arithmetic runs inside Redis (a Lua script using Redis's own clock), so any number
+of processes see one bucket. Losing Redis loses only the buckets' state, never a message.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+# Take ``n`` tokens from bucket KEYS[1] (rate ARGV[1] per second, burst ARGV[2]); with
+# ARGV[4] = "wait" the tokens are always taken and the caller waits the returned number of
+# milliseconds; with "try" they are taken only if available now (else the wait is returned).
+_TAKE = """
+local rate, burst, n, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+local wait = 0
+if tokens < n then wait = math.ceil((n - tokens) * 1000 / rate) end
+if mode == 'wait' or wait == 0 then tokens = tokens - n end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 60000)
+return wait
+"""
+# A reply that means "you are sending too fast": 421 or 450/451 with 4.7.x, Gmail's 4.7.28.
+_DEFERRAL = re.compile(r"^4\.7\.\d+|rate|too many|limit|try (?:again )?later|频率|过多", re.I)
+
+
+def is_deferral(code: int, reply: str) -> bool:
+    """True for a temporary refusal that asks us to slow down for that provider."""
+    return code == 421 or (400 <= code < 500 and bool(_DEFERRAL.search(reply.strip())))
+
+
+class Throttle:
+    """The buckets of one configuration, in the Redis it names."""
+
+    def __init__(self, client: redis.Redis, config: Mapping[str, Any]) -> None:
+        self.client = client
+        self.rate = float(config["SEND_RATE"])
+        self.providers = {
+            str(domain).lower(): float(rate)
+            for domain, rate in dict(config["SEND_PROVIDER_RATES"]).items()
+        }
+        self.backoff_seconds = int(config["SEND_PROVIDER_BACKOFF_SECONDS"])
+        self.take = client.register_script(_TAKE)
+
+    def wait_for_send(self) -> None:
+        """Block until the system-wide bucket lets one more message go."""
+        wait_ms = self._take("throttle:all", self.rate, "wait")
+        if wait_ms > 0:
+            time.sleep(wait_ms / 1000)
+
+    def provider_wait(self, domain: str) -> float:
+        """Seconds before ``domain`` may be sent another message: 0 means now (and the
+        token is taken); more means leave this recipient for later."""
+        backoff_ms = int(self.client.pttl(f"throttle:backoff:{domain}"))
+        if backoff_ms > 0:
+            return backoff_ms / 1000
+        rate = self.providers.get(domain)
+        if rate is None:
+            return 0.0
+        return self._take(f"throttle:provider:{domain}", rate, "try") / 1000
+
+    def back_off(self, domain: str) -> None:
+        """``domain`` asked us to slow down: leave it alone for the configured time."""
+        self.client.set(f"throttle:backoff:{domain}", "1", ex=self.backoff_seconds)
+
+    def _take(self, key: str, rate: float, mode: str) -> int:
+        burst = max(1.0, rate)
+        return int(self.take(keys=[key], args=[rate, burst, 1, mode]))

@@ -1,0 +1,130 @@
+"""Shared arrangements of the campaign tests: the seed issue made ready, readers in every
+edition, starting a campaign, waiting for it, and checking the sink against the ledger."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from email.message import EmailMessage
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import control
+from campaigns import tasks
+from campaigns.models import Campaign
+from campaigns.models import Delivery
+from issues import store
+from issues.models import Issue
+from mailer.segments import all_segments
+from subscribers.models import Subscriber
+from subscribers.models import Suppression
+from subscribers.service import email_hash
+from tests.helpers import SEED
+
+NAMES = ["王小明", "李华", "Ada Lovelace", "张伟", "Grace Hopper", "陈静", None]
+DOMAINS = ["qq.com", "163.com", "gmail.com", "example.org", "corp.example.cn"]
+
+
+def ready_seed(app: Flask, db: Session) -> Issue:
+    """The real issue, stored and marked ready."""
+    result = store.store_issue(db, store.parse(SEED.read_bytes(), "seed.txt", app.config))
+    db.commit()
+    issue = store.set_status(db, result.issue.id, "ready")
+    db.commit()
+    return issue
+
+
+def add_readers(
+    db: Session, count: int, config: Any, status: str = "active", prefix: str = "r"
+) -> list[Subscriber]:
+    """``count`` readers spread over every edition (topics × format × language)."""
+    editions = all_segments(config["TOPICS"])
+    readers = []
+    for index in range(count):
+        edition = editions[index % len(editions)]
+        address = f"{prefix}{index}@{DOMAINS[index % len(DOMAINS)]}"
+        readers.append(
+            Subscriber(
+                email=address,
+                email_hash=email_hash(address),
+                name=NAMES[index % len(NAMES)],
+                locale=edition.locale,
+                status=status,
+                format=edition.format,
+                topics=edition.topics,
+                confirm_nonce=secrets.token_hex(8),
+                link_nonce=secrets.token_hex(8),
+            )
+        )
+    db.add_all(readers)
+    db.commit()
+    return readers
+
+
+def add_bystanders(db: Session, config: Any) -> list[str]:
+    """Readers who must receive nothing: unsubscribed, pending, and active but blocked."""
+    left = add_readers(db, 5, config, status="unsubscribed", prefix="left")
+    pending = add_readers(db, 5, config, status="pending", prefix="pending")
+    blocked = add_readers(db, 3, config, prefix="blocked")
+    for reader in blocked:
+        db.add(Suppression(email_hash=reader.email_hash, reason="manual"))
+    db.commit()
+    return [reader.email for reader in left + pending + blocked]
+
+
+def send_now(app: Flask, db: Session, issue_id: int, **options: Any) -> int:
+    """Create a campaign that starts at once, as the console does; its id."""
+    with app.app_context():
+        campaign = control.create(
+            db,
+            issue_id,
+            control.Editor("editor@newsletter.test", is_admin=True),
+            app.config,
+            tasks.enqueue_start,
+            **options,
+        )
+        db.commit()
+        return campaign.id
+
+
+def status_of(db: Session, campaign_id: int) -> str:
+    db.expire_all()
+    status = db.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    db.rollback()
+    return str(status)
+
+
+def wait_for_status(db: Session, campaign_id: int, wanted: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = status_of(db, campaign_id)
+        if status == wanted:
+            return
+        time.sleep(0.2)
+    raise AssertionError(
+        f"campaign {campaign_id} is {status_of(db, campaign_id)!r}, not {wanted!r}, after "
+        f"{timeout} s; ledger: {ledger(db, campaign_id)}"
+    )
+
+
+def ledger(db: Session, campaign_id: int) -> dict[str, int]:
+    rows = db.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.campaign_id == campaign_id)
+        .group_by(Delivery.status)
+    )
+    counts = {str(status): int(number) for status, number in rows}
+    db.rollback()
+    return counts
+
+
+def received(messages: list[EmailMessage]) -> Counter[str]:
+    """How many messages each address received."""
+    return Counter(
+        str(message["To"]).rsplit("<", 1)[-1].rstrip(">").lower() for message in messages
+    )
