@@ -3,10 +3,16 @@ edition, starting a campaign, waiting for it, and checking the sink against the 
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import time
+import uuid
 from collections import Counter
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -128,3 +134,67 @@ def received(messages: list[EmailMessage]) -> Counter[str]:
     return Counter(
         str(message["To"]).rsplit("<", 1)[-1].rstrip(">").lower() for message in messages
     )
+
+
+def start_worker(
+    settings: dict[str, Any],
+    log: Path,
+    *,
+    concurrency: int = 1,
+    beat: bool = True,
+    **overrides: Any,
+) -> subprocess.Popen[bytes]:
+    """A worker process of its own (with the beat, by default), for tests that kill or
+    reconfigure it; ``overrides`` change settings for this worker only."""
+    from tests.conftest import ROOT
+    from tests.conftest import settings_env
+
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker",
+        "worker",
+        "--pool=prefork" if concurrency > 1 else "--pool=solo",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel=INFO",
+        f"--hostname=campaign-{uuid.uuid4().hex[:8]}@%h",
+        *(["--beat", f"--schedule={log.with_suffix('.beat')}"] if beat else []),
+    ]
+    mark_log(log)
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=settings_env({**settings, **overrides}),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while b"ready." not in log.read_bytes().split(b"campaign-test-start")[-1]:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(
+                "worker did not start:\n" + log.read_text(errors="replace")[-3000:]
+            )
+        time.sleep(0.1)
+    return process
+
+
+def kill_worker(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Kill the worker and every process of its group (pool children, beat) with ``sig``."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    process.wait(timeout=30)
+
+
+def mark_log(log: Path) -> None:
+    """Mark where the next worker's output starts, so its own "ready." is looked for."""
+    with log.open("ab") as output:
+        output.write(b"\ncampaign-test-start\n")
