@@ -17,9 +17,10 @@ def init_app(app: Flask) -> None:
     from issues import import_cli
     from issues import preview
     from issues import render_cli
+    from issues import status_cli
     from issues.cli import issue_cli
 
-    for part in (admin, archive, preview, import_cli, render_cli):
+    for part in (admin, archive, preview, import_cli, render_cli, status_cli):
         part.init_app(app)
     registry.add_nav(app, "issues.index", _l("Issues"))
     registry.add_nav(app, "preview.index", _l("Previews"))
