@@ -7,12 +7,12 @@ beat's ``tick`` starts what is due and restarts what went quiet.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from functools import cache
 
 import redis
 from celery import shared_task
+from celery.utils.log import get_task_logger
 from flask import current_app
 from kombu.exceptions import OperationalError
 from sqlalchemy import select
@@ -27,7 +27,8 @@ from core import db
 from core.db import utcnow
 from mailer import delivery
 
-log = logging.getLogger(__name__)
+# The worker's own log (celery configures it), where operators look for what a task did.
+log = get_task_logger(__name__)
 
 
 @cache
