@@ -4,6 +4,12 @@ Header values are refused when they carry CR, LF or NUL, raw or once RFC 2047 en
 are decoded. Python 3.11.7's email package does not refuse them itself (CVE-2024-6923), so a
 header is never trusted to the standard library alone.
 
+Single emails (``mailer.outbox``) and issue emails take From, Reply-To and To from the same two
+functions here, ``sender_headers`` and ``recipient_mailbox``, so both follow one policy: a
+configured value or an address that cannot be a header is refused, while a reader's name is
+cleaned as in the greeting (``mailer.segments.clean_name``) and left out when it still cannot
+be a header. A stored name never makes a reader's email unsendable.
+
 An issue email (``issue_message``) also carries the list headers (List-Id, List-Unsubscribe
 with an https URL and a mailto, List-Unsubscribe-Post for RFC 8058 one-click) and, when
 configured, a DKIM signature. Its bytes are fixed once built (``FixedMessage``): the email
@@ -38,7 +44,6 @@ from mailer.segments import clean_name
 
 # CR, LF and NUL, and the other characters Python's str.splitlines() treats as line breaks:
 # the email package splits header values on those too.
-_INJECTION = re.compile(r"[\r\n\x00]")
 _FORBIDDEN = re.compile("[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
@@ -52,18 +57,23 @@ class HeaderInjection(ValueError):
         self.header = name
 
 
-def check_header(name: str, value: str) -> str:
-    """Return ``value`` if it is safe as the value of header ``name``; raise otherwise."""
+def header_safe(value: str) -> bool:
+    """Whether ``value`` holds no line break or NUL, raw or inside a decoded encoded-word."""
     if _FORBIDDEN.search(value):
-        raise HeaderInjection(name)
+        return False
     try:
         decoded = "".join(
             part.decode(charset or "ascii", "replace") if isinstance(part, bytes) else part
             for part, charset in decode_header(value)
         )
     except (ValueError, LookupError):
-        raise HeaderInjection(name) from None
-    if _FORBIDDEN.search(decoded):
+        return False
+    return not _FORBIDDEN.search(decoded)
+
+
+def check_header(name: str, value: str) -> str:
+    """Return ``value`` if it is safe as the value of header ``name``; raise otherwise."""
+    if not header_safe(value):
         raise HeaderInjection(name)
     return value
 
@@ -74,9 +84,41 @@ def make_message_id(domain: str) -> str:
 
 
 def mailbox(display_name: str, address: str) -> str:
-    """A From/To value with the display name encoded as RFC 2047 requires."""
+    """A From/To value with the display name encoded as RFC 2047 requires; refused if unsafe."""
     check_header("display name", display_name)
     check_header("address", address)
+    return _mailbox(display_name, address)
+
+
+def recipient_mailbox(name: str | None, address: str) -> str:
+    """The To value for a reader: their name as the greeting shows it, or the address alone.
+
+    The name is cleaned (one line, no control characters, 60 characters at most) and left
+    out when the mailbox it makes still could not be a header, as with an encoded-word that
+    hides a line break: a name never stops the email. An address that could split the header
+    is refused with HeaderInjection, since it is where the email goes and nothing replaces it.
+    """
+    check_header("To", address)
+    shown = clean_name(name)
+    if not shown:
+        return address
+    value = _mailbox(shown, address)
+    return value if header_safe(value) else address
+
+
+def sender_headers(config: Mapping[str, Any]) -> dict[str, str]:
+    """From, and Reply-To when configured: the same on every email we send.
+
+    From is checked here, as a mailbox must be; Reply-To is checked where it is set into a
+    message (``build_message``, ``folded``), like every other header value.
+    """
+    headers = {"From": mailbox(config["MAIL_FROM_NAME"], config["MAIL_FROM"])}
+    if config.get("MAIL_REPLY_TO"):
+        headers["Reply-To"] = str(config["MAIL_REPLY_TO"])
+    return headers
+
+
+def _mailbox(display_name: str, address: str) -> str:
     local, _, domain = address.rpartition("@")
     return str(Address(display_name=display_name, username=local, domain=domain))
 
@@ -201,13 +243,9 @@ class IssueMail:
     rest: bytes
 
     def message(self, recipient: Recipient, message_id: str | None = None) -> FixedMessage:
-        """The email for ``recipient``; refused like ``issue_message``."""
+        """The email for ``recipient``; refused like ``issue_message``, never for a name."""
         personal = self.rendered.personalise(recipient)
-        # A line break in the name is an injection attempt and refused; other control
-        # characters are only dropped, as in the greeting.
-        if _INJECTION.search(recipient.name or ""):
-            raise HeaderInjection("To")
-        to = mailbox(clean_name(recipient.name), recipient.email)
+        to = recipient_mailbox(recipient.name, recipient.email)
         boundary = f"==============={secrets.randbelow(10**19):019d}=="
         unsubscribe = check_url("List-Unsubscribe", recipient.unsubscribe_url)
         identifier = message_id or make_message_id(self.config["MESSAGE_ID_DOMAIN"])
@@ -237,19 +275,18 @@ def issue_mail(rendered: RenderedSegment, config: Mapping[str, Any]) -> IssueMai
     mailto = check_url(
         "List-Unsubscribe", f"mailto:{config['UNSUBSCRIBE_MAILTO']}?subject=unsubscribe"
     )
+    sender = sender_headers(config)
     # Subject and Reply-To come between the per-recipient To and Date; a NUL marks where the
     # Message-ID goes (check_header refuses NUL in any value, so none can be there already).
     rest = [folded("Subject", rendered.subject), b"\0"]
-    if config.get("MAIL_REPLY_TO"):
-        rest.append(folded("Reply-To", str(config["MAIL_REPLY_TO"])))
+    if "Reply-To" in sender:
+        rest.append(folded("Reply-To", sender["Reply-To"]))
     return IssueMail(
         rendered=rendered,
         config=config,
         list_id=checked_head(f"List-Id: {label}\r\n".encode("ascii")),
         mailto=mailto,
-        sender=folded(
-            "From", mailbox(config["MAIL_FROM_NAME"], config["MAIL_FROM"]), config["MAIL_FROM"]
-        ),
+        sender=folded("From", sender["From"], config["MAIL_FROM"]),
         rest=b"".join(rest),
     )
 
@@ -262,9 +299,10 @@ def issue_message(
 ) -> FixedMessage:
     """The email of one issue for one recipient: slots filled, headers checked, signed if set.
 
-    Raises HeaderInjection for a header value with a line break, ValueError for an
-    unusable URL and ``dkim.DkimError`` for DKIM settings that cannot sign. To send many,
-    make ``issue_mail`` once and call its ``message`` per recipient.
+    Raises HeaderInjection for a header value with a line break (a reader's name is cleaned
+    or left out instead, see ``recipient_mailbox``), ValueError for an unusable URL and
+    ``dkim.DkimError`` for DKIM settings that cannot sign. To send many, make ``issue_mail``
+    once and call its ``message`` per recipient.
     """
     return issue_mail(rendered, config).message(recipient, message_id)
 

@@ -96,15 +96,27 @@ def test_message_id_can_be_given_by_the_caller() -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["Eve\r\nBcc: victim@example.com", "Eve\nBcc: victim@example.com", "Eve\x00", "Eve\rX: y"],
+    ("name", "shown"),
+    [
+        ("Eve\r\nBcc: victim@example.com", "Eve Bcc: victim@example.com"),
+        ("Eve\nBcc: victim@example.com", "Eve Bcc: victim@example.com"),
+        ("Eve\x00", "Eve"),
+        ("Eve\rX: y", "Eve X: y"),
+    ],
     ids=["crlf", "lf", "nul", "cr"],
 )
-def test_line_breaks_in_a_recipient_name_are_refused(name: str) -> None:
-    """A display name that would start a new header is refused with the header's name."""
+def test_line_breaks_in_a_recipient_name_are_cleaned_not_refused(name: str, shown: str) -> None:
+    """A display name that would start a new header is cleaned: the email is built, nothing injected."""
     rendered = render_segment(seed(), make_segment(["data"], "digest", "en", TOPICS), config())
-    with pytest.raises(HeaderInjection, match="contains a line break or NUL character"):
-        issue_message(rendered, reader(name=name), config())
+    wire = issue_message(rendered, reader(name=name), config()).as_bytes(policy=SMTP_POLICY)
+    email = parse_bytes(wire)
+    assert [(a.display_name, a.addr_spec) for a in email["To"].addresses] == [
+        (shown, "reader@example.com")
+    ]
+    assert email["Bcc"] is None and email["X"] is None
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in head and b"\r\nX:" not in head
+    assert b"\x00" not in wire and b"\r" not in head.replace(b"\r\n", b"")
 
 
 @pytest.mark.parametrize(
