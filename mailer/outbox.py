@@ -23,8 +23,9 @@ from mailer import delivery
 from mailer import dkim
 from mailer.message import FixedMessage
 from mailer.message import build_message
-from mailer.message import mailbox
 from mailer.message import make_message_id
+from mailer.message import recipient_mailbox
+from mailer.message import sender_headers
 from mailer.models import OutboxMessage
 from mailer.render import render_pair
 from mailer.smtp import Accepted
@@ -144,17 +145,22 @@ def stale(db_session: Session, lease: timedelta = delivery.CLAIM_LEASE) -> list[
     return message_ids
 
 
-def standard_headers(config: Mapping[str, Any], to_address: str, subject: str) -> dict[str, str]:
-    """From, To, Subject, Message-ID and Reply-To as configured."""
+def standard_headers(
+    config: Mapping[str, Any], to_address: str, subject: str, to_name: str | None = None
+) -> dict[str, str]:
+    """From, To, Subject, Message-ID and Reply-To as configured, as issue emails have them.
+
+    To is ``recipient_mailbox``'s: a reader's name is cleaned or left out, never refused.
+    """
+    sender = sender_headers(config)
     headers = {
-        "From": mailbox(config["MAIL_FROM_NAME"], config["MAIL_FROM"]),
-        "To": to_address,
+        "From": sender.pop("From"),
+        "To": recipient_mailbox(to_name, to_address),
         "Subject": subject,
         "Message-ID": make_message_id(config["MESSAGE_ID_DOMAIN"]),
     }
-    if config.get("MAIL_REPLY_TO"):
-        headers["Reply-To"] = config["MAIL_REPLY_TO"]
-    return headers
+    # Reply-To, when configured, is all that is left of the sender's headers, and comes last.
+    return headers | sender
 
 
 @builder("test")

@@ -15,12 +15,11 @@ from core import i18n
 from core.i18n import N_
 from mailer import outbox
 from mailer.message import build_message
-from mailer.message import mailbox
+from mailer.message import recipient_mailbox
 from mailer.models import OutboxMessage
 from mailer.render import render_pair
 from subscribers import links
 from subscribers.models import Subscriber
-from subscribers.service import UNSAFE_TEXT
 
 
 def _subscriber(db_session: Session, message: OutboxMessage) -> Subscriber:
@@ -31,14 +30,12 @@ def _subscriber(db_session: Session, message: OutboxMessage) -> Subscriber:
 
 
 def recipient(subscriber: Subscriber) -> str:
-    """The To value: the display name is RFC 2047 encoded and checked, never pasted raw.
+    """The To value, by the one rule every email follows (``mailer.message.recipient_mailbox``).
 
-    A name that cannot sit in a header (stored before names were checked this strictly) is
-    left out: the email package would refuse it, and the message could never be sent.
+    A name stored before names were checked this strictly is cleaned as in the greeting, or
+    left out if it still cannot sit in a header, so the message can always be sent.
     """
-    if not subscriber.name or UNSAFE_TEXT.search(subscriber.name):
-        return subscriber.email
-    return mailbox(subscriber.name, subscriber.email)
+    return recipient_mailbox(subscriber.name, subscriber.email)
 
 
 def _notice(
@@ -59,9 +56,8 @@ def _notice(
         **context,
     )
     translated = i18n.translations(message.locale).gettext(subject)
-    return build_message(
-        outbox.standard_headers(config, recipient(subscriber), translated), text, html
-    )
+    headers = outbox.standard_headers(config, subscriber.email, translated, subscriber.name)
+    return build_message(headers, text, html)
 
 
 @outbox.builder("confirm")
