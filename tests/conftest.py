@@ -8,6 +8,7 @@ PostgreSQL cannot be reached the PostgreSQL half is skipped with the reason — 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 import redis as redis_lib
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from flask import Flask
 from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
@@ -169,14 +171,27 @@ def empty_tables(url: str) -> None:
 
 @dataclass
 class SmtpSink:
-    """An SMTP server that keeps what it receives and refuses the recipients it is told to."""
+    """An SMTP server that keeps what it receives and refuses the recipients it is told to.
+
+    It counts the connections made to it (``connections``), so a test can prove that a batch
+    reuses one, and can refuse new connections outright (``refuse_connections``), so the relay
+    looks down to a client.
+    """
 
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
     data_refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
+    connections: int = 0
+    connection_refusal: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def opened(self) -> int | None:
+        """Count a new connection; the code to refuse it with, or None to serve it."""
+        with self.lock:
+            self.connections += 1
+            return self.connection_refusal
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -221,11 +236,18 @@ class SmtpSink:
         with self.lock:
             self.data_refusals[address.lower()] = (code, reply)
 
+    def refuse_connections(self, code: int | None) -> None:
+        """Greet new connections with ``code`` (421: not available) and close them; None serves."""
+        with self.lock:
+            self.connection_refusal = code
+
     def reset(self) -> None:
         with self.lock:
             self.messages.clear()
             self.refusals.clear()
             self.data_refusals.clear()
+            self.connections = 0
+            self.connection_refusal = None
 
     def parsed(self) -> list[EmailMessage]:
         """Every received message, parsed."""
@@ -240,10 +262,42 @@ class SmtpSink:
         return [BytesParser(policy=policy.default).parsebytes(content) for content in raw]  # type: ignore[misc]
 
 
+class SinkServer(SMTP):
+    """aiosmtpd's SMTP server, telling the sink of each connection (Mailman's testing/mta.py)."""
+
+    def __init__(self, sink: SmtpSink, **kwargs: Any) -> None:
+        super().__init__(sink, **kwargs)
+        self.sink = sink
+        self.refused: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The sink has no STARTTLS, so each call is a new connection, never an upgraded one.
+        self.refused = self.sink.opened()
+        if self.refused is None:
+            super().connection_made(transport)
+            return
+        # A server that will not serve greets with the refusal and closes (RFC 5321 3.1); no
+        # session is started, so there is nothing for connection_lost to end.
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(f"{self.refused} 4.3.2 Service not available, closing\r\n".encode())
+        transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.refused is None:
+            super().connection_lost(error)
+
+
+class SinkController(Controller):
+    """The aiosmtpd controller, serving each connection with a SinkServer."""
+
+    def factory(self) -> SinkServer:
+        return SinkServer(self.handler, **self.SMTP_kwargs)
+
+
 @pytest.fixture(scope="session")
 def smtp_sink_server() -> Iterator[SmtpSink]:
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname=sink.host, port=sink.port, enable_SMTPUTF8=True)
+    controller = SinkController(sink, hostname=sink.host, port=sink.port, enable_SMTPUTF8=True)
     controller.start()
     yield sink
     controller.stop()
