@@ -159,6 +159,20 @@ def start(
     )
     if expired.rowcount:  # type: ignore[attr-defined]
         return None
+    campaign = _get(db_session, campaign_id)
+    issue = db_session.get(Issue, campaign.issue_id)
+    if issue is None or issue.status != ("sent" if campaign.new_subscribers else "ready"):
+        # The issue was taken back to draft after the send was scheduled: it must not go out.
+        reason = {"msgid": "The issue is no longer ready, so the send was stopped.", "params": {}}
+        _transition(
+            db_session,
+            campaign_id,
+            ("scheduled",),
+            status="cancelled",
+            finished_at=now,
+            paused_reason=reason,
+        )
+        return None
     won = db_session.execute(
         update(Campaign)
         .where(Campaign.id == campaign_id, Campaign.status == "scheduled", Campaign.send_at <= now)
@@ -166,7 +180,6 @@ def start(
     )
     if won.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    campaign = _get(db_session, campaign_id)
     db_session.refresh(campaign)
     try:
         return plan(db_session, campaign, config)
