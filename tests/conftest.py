@@ -331,6 +331,10 @@ def settings(
         "BASE_URL": "http://newsletter.test",
         "MAIL_FROM": "newsletter@newsletter.test",
         "MESSAGE_ID_DOMAIN": "newsletter.test",
+        # Campaign sends: a throttle that does not bind, and quick recovery for crash tests.
+        "SEND_RATE": 100_000,
+        "SEND_CLAIM_LEASE_SECONDS": 3,
+        "SCHEDULER_SECONDS": 1,
     }
 
 
