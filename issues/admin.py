@@ -246,12 +246,12 @@ def edit_article(issue_id: int, article_id: int) -> Any:
 
 
 @bp.post("/<int:issue_id>/status")
-@auth.login_required("admin")
+@auth.login_required()
 def change_status(issue_id: int) -> Any:
     """Mark an issue ready (it appears in the public archive) or take it back to draft.
 
-    Editors import and tag; publishing is the administrators' call, as sending is: ready
-    puts the issue before the public and releases it to be sent.
+    Editors import, check, mark ready and send, as the people who use it expect; an
+    association that wants a second pair of eyes turns on NEWSLETTER_SEND_APPROVAL.
     """
     try:
         with db.transaction() as db_session:
