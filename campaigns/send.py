@@ -26,6 +26,9 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from campaigns.ending import check_failure_rate
+from campaigns.ending import finish
+from campaigns.ending import pause_for
 from campaigns.models import Campaign
 from campaigns.models import CampaignSegment
 from campaigns.models import Delivery
@@ -58,9 +61,6 @@ WAITING = ("queued", "retry")
 UNSETTLED = ("queued", "sending", "retry")
 # How often a batch looks whether its campaign was paused or cancelled: "within a second".
 CONTROL_CHECK_SECONDS = 0.25
-# The failure rate that pauses a campaign is measured over its latest outcomes.
-FAILURE_WINDOW = 200
-FAILURE_MINIMUM = 20
 _PROVIDER_DEFERRAL = re.compile(r"^4\.7\.\d+")
 
 # Frozen editions never change, so each worker process builds their shared part once.
@@ -386,24 +386,12 @@ def _recipient(row: Delivery, subscriber: Subscriber) -> Recipient:
     )
 
 
-def pause_for(db_session: Session, campaign_id: int, msgid: str, **params: Any) -> None:
-    """Pause a running campaign by itself, saying why in words an editor can act on."""
-    db_session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == "running")
-        .values(
-            status="paused", paused_at=utcnow(), paused_reason={"msgid": msgid, "params": params}
-        )
-    )
-    db_session.commit()
-
-
 def _after(
     db_session: Session, campaign_id: int, config: Mapping[str, Any], claimed: int, sent: int
 ) -> BatchResult:
     """After a batch: pause on too many failures, finish when all is settled, or say when
     the next batch is worth running."""
-    _check_failure_rate(db_session, campaign_id, config)
+    check_failure_rate(db_session, campaign_id, config)
     now = utcnow()
     waiting = db_session.execute(
         select(func.count(), func.min(Delivery.next_attempt_at)).where(
@@ -425,44 +413,3 @@ def _after(
         return BatchResult(claimed, sent, more=False)
     due_in = max((waiting[1] - now).total_seconds(), 0.0) if waiting[1] else 0.0
     return BatchResult(claimed, sent, more=True, wait=min(due_in, 30.0))
-
-
-def _check_failure_rate(db_session: Session, campaign_id: int, config: Mapping[str, Any]) -> None:
-    latest = list(
-        db_session.scalars(
-            select(Delivery.status)
-            .where(
-                Delivery.campaign_id == campaign_id,
-                Delivery.status.in_(("sent", "failed", "bounced")),
-            )
-            .order_by(Delivery.claimed_at.desc(), Delivery.id.desc())
-            .limit(FAILURE_WINDOW)
-        )
-    )
-    if len(latest) < FAILURE_MINIMUM:
-        return
-    failed = sum(status != "sent" for status in latest)
-    percent = 100 * failed // len(latest)
-    if percent >= int(config["SEND_FAILURE_RATE_TO_PAUSE"]):
-        pause_for(
-            db_session,
-            campaign_id,
-            "%(percent)s%% of the last %(count)s messages failed; check the failures below.",
-            percent=percent,
-            count=len(latest),
-        )
-
-
-def finish(db_session: Session, campaign_id: int) -> bool:
-    """Mark the campaign done, and its issue sent, once no delivery is unsettled."""
-    unsettled = exists().where(Delivery.campaign_id == campaign_id, Delivery.status.in_(UNSETTLED))
-    done = db_session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == "running", ~unsettled)
-        .values(status="done", finished_at=utcnow())
-    )
-    if not done.rowcount:  # type: ignore[attr-defined]
-        return False
-    issue_id = db_session.scalar(select(Campaign.issue_id).where(Campaign.id == campaign_id))
-    db_session.execute(update(Issue).where(Issue.id == issue_id).values(status="sent"))
-    return True

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from campaigns import control
+from campaigns import ending
 from campaigns import send
 from campaigns.models import Campaign
 from campaigns.models import Delivery
@@ -45,7 +46,7 @@ def start(campaign_id: int) -> int | None:
         planned = control.start(db_session, campaign_id, None, current_app.config)
     except control.CampaignError as error:
         db_session.rollback()
-        send.pause_for(db_session, campaign_id, error.msgid, **error.params)
+        ending.pause_for(db_session, campaign_id, error.msgid, **error.params)
         return None
     db_session.commit()
     if planned is not None:
