@@ -235,8 +235,15 @@ def clock(moment: datetime | None) -> str:
 
 
 def translated(msgid: str, params: dict[str, Any] | None = None) -> str:
-    """A message id of the engine in the page's language, with its values."""
-    return str(_(msgid, **(params or {})))
+    """A message id of the engine in the page's language, with its values.
+
+    A stored reason whose values do not fit its message (written by another version of the
+    code) is shown as it was stored rather than failing the whole page.
+    """
+    try:
+        return str(_(msgid, **(params or {})))
+    except (KeyError, TypeError, ValueError):
+        return msgid
 
 
 def paused_reason(campaign: Campaign) -> str | None:

@@ -158,10 +158,10 @@ def _left_out(db_session: Session) -> tuple[int, int]:
     return int(found[0] or 0), int(found[1] or 0)
 
 
-def _test_form(rows: list[dict[str, Any]], submitted: bool = True) -> forms.SendTestForm:
+def _test_form(editions_needed: int, submitted: bool = True) -> forms.SendTestForm:
     """The test-send form, offering every edition readers get, or any one edition."""
     form = forms.SendTestForm() if submitted else forms.SendTestForm(formdata=None)
-    every = _("Every edition readers get (%(count)s)", count=len(rows))
+    every = _("Every edition readers get (%(count)s)", count=editions_needed)
     form.edition.choices = [SelectChoice("all", every)] + [
         SelectChoice(segment.key, edition_label(segment))
         for segment in all_segments(current_app.config["TOPICS"])
@@ -171,12 +171,12 @@ def _test_form(rows: list[dict[str, Any]], submitted: bool = True) -> forms.Send
 
 def _new_page(
     issue: Issue,
-    rows: list[dict[str, Any]],
     form: forms.SendForm,
-    test_form: forms.SendTestForm,
+    test_form: forms.SendTestForm | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     db_session = db.session()
+    rows = _plan_rows(issue)
     pending, blocked = _left_out(db_session)
     page = render_template(
         "web/campaigns/new.html",
@@ -186,7 +186,7 @@ def _new_page(
         pending=pending,
         blocked=blocked,
         form=form,
-        test_form=test_form,
+        test_form=test_form or _test_form(len(rows), submitted=False),
         open_campaign=control.open_campaign(db_session, issue.id),
         recent_tests=testsend.recent(db_session, issue.id),
         segment_of=testsend.segment_of,
@@ -199,14 +199,12 @@ def _new_page(
 @auth.login_required()
 def new(issue_id: int) -> Page:
     issue = _issue_or_404(issue_id)
-    rows = _plan_rows(issue)
     form = forms.SendForm()
-    test_form = _test_form(rows, submitted=False)
     if not form.validate_on_submit():
-        return _new_page(issue, rows, form, test_form, 400 if form.is_submitted() else 200)
+        return _new_page(issue, form, status=400 if form.is_submitted() else 200)
     chosen = forms.schedule(form, zone(), utcnow())
     if chosen is None:
-        return _new_page(issue, rows, form, test_form, 400)
+        return _new_page(issue, form, status=400)
     from campaigns.tasks import enqueue_start
 
     editor = _editor()
@@ -224,7 +222,7 @@ def new(issue_id: int) -> Page:
             )
     except control.CampaignError as error:
         flash(translated(error.msgid, error.params), "error")
-        return _new_page(issue, rows, form, test_form, 400)
+        return _new_page(issue, form, status=400)
     flash(_created(campaign, issue.number), "info")
     return redirect(url_for(".show", campaign_id=campaign.id))
 
@@ -245,15 +243,14 @@ def _created(campaign: Campaign, number: int) -> str:
 def test_send(issue_id: int) -> Page:
     """Queue the edition (or every edition readers get) to a few addresses, marked as a test."""
     issue = _issue_or_404(issue_id)
-    rows = _plan_rows(issue)
-    test_form = _test_form(rows)
+    needed = [edition.segment for edition in editions(db.session(), issue.id)]
+    test_form = _test_form(len(needed))
     addresses = test_form.address_list() if test_form.validate_on_submit() else None
-    needed = [row["segment"] for row in rows]
     chosen = testsend.segments_for(test_form.edition.data or "", needed, current_app.config)
     if addresses and not chosen:
         test_form.edition.errors = [_("No reader is waiting for this issue; choose one edition.")]
     if not addresses or not chosen:
-        return _new_page(issue, rows, forms.SendForm(formdata=None), test_form, 400)
+        return _new_page(issue, forms.SendForm(formdata=None), test_form, 400)
     from mailer.tasks import enqueue_delivery
 
     with db.transaction() as db_session:

@@ -170,6 +170,7 @@ def test_pages_need_a_login(client: FlaskClient, path: str) -> None:
 
 def test_navigation_and_home_card(app: Flask, editor: FlaskClient, db: Session) -> None:
     """The editor navigation and home have the sends, with an open send linked from the card."""
+    assert "还没有发送过。" in tidy(editor.get(INDEX).get_data(as_text=True))
     issue = ready_issue(app, db)
     add_audience(db)
     campaign_id = running_campaign(app, db, issue)
@@ -480,6 +481,25 @@ def test_pause_resume_and_cancel(
     assert ledger(db, campaign_id) == {"skipped": 6}
     assert "发送报告" in report and 'http-equiv="refresh"' not in report
     assert f'action="{page}/pause"' not in report and f'action="{page}/cancel"' not in report
+
+
+def test_a_stored_reason_that_does_not_fit_its_message_is_shown_as_stored(
+    app: Flask, editor: FlaskClient, db: Session
+) -> None:
+    """A pause reason missing its values (another version wrote it) does not break the page."""
+    issue = ready_issue(app, db)
+    add_audience(db)
+    campaign_id = running_campaign(app, db, issue)
+    reason = {"msgid": "Paused by %(email)s.", "params": {}}
+    db.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(status="paused", paused_reason=reason)
+    )
+    db.commit()
+    response = editor.get(f"{INDEX}{campaign_id}")
+    assert response.status_code == 200
+    assert "Paused by %(email)s." in response.get_data(as_text=True)
 
 
 def test_the_report_lists_failures_with_the_relays_words(
