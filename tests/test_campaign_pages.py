@@ -490,7 +490,7 @@ def test_a_stored_reason_that_does_not_fit_its_message_is_shown_as_stored(
     issue = ready_issue(app, db)
     add_audience(db)
     campaign_id = running_campaign(app, db, issue)
-    reason = {"msgid": "Paused by %(email)s.", "params": {}}
+    reason = {"msgid": "Paused by %(email)s.", "params": {"editor": "chief@newsletter.test"}}
     db.execute(
         update(Campaign)
         .where(Campaign.id == campaign_id)
