@@ -370,7 +370,7 @@ def test_three_worker_processes_send_one_campaign_without_a_duplicate(
     )
     try:
         campaign_id = start_campaign(app, db, issue.id)
-        wait_for_status(db, campaign_id, "done", timeout=30)
+        wait_for_status(db, campaign_id, "done", timeout=20)
     finally:
         kill_worker(pair)
 
