@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from celery import Celery
 from celery import Task
+from celery.signals import worker_process_init
 from flask import Flask
 
 from core import registry
@@ -26,7 +28,26 @@ def celery_init_app(app: Flask) -> Celery:
     # The task modules each package registered (core.registry.add_tasks), imported now.
     celery_app.autodiscover_tasks(plugged.task_modules, related_name=None, force=True)
     app.extensions["celery"] = celery_app
+    _fresh_connections_per_process(app)
     return celery_app
+
+
+def _fresh_connections_per_process(app: Flask) -> None:
+    """Each pool process opens its own database connections.
+
+    The start-up checks open a connection in the parent before it forks its pool; a child
+    that reused it would share one socket with its siblings (on PostgreSQL, "unexpected
+    result … from command 'BEGIN'" and a batch dying with its claims). ``close=False``
+    leaves the parent's connections alone and only forgets them in the child.
+    """
+    engine_ref = weakref.ref(app.extensions["db"].kw["bind"])
+
+    def forget_inherited(**_: Any) -> None:
+        engine = engine_ref()
+        if engine is not None:
+            engine.dispose(close=False)
+
+    worker_process_init.connect(forget_inherited, weak=False)
 
 
 def celery_settings(config: Any) -> dict[str, Any]:
