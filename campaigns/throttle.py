@@ -46,8 +46,11 @@ def is_deferral(code: int, reply: str) -> bool:
 class Throttle:
     """The buckets of one configuration, in the Redis it names."""
 
-    def __init__(self, client: redis.Redis, config: Mapping[str, Any]) -> None:
+    def __init__(
+        self, client: redis.Redis, config: Mapping[str, Any], namespace: str = "throttle"
+    ) -> None:
         self.client = client
+        self.namespace = namespace
         self.rate = float(config["SEND_RATE"])
         self.providers = {
             str(domain).lower(): float(rate)
@@ -58,24 +61,24 @@ class Throttle:
 
     def wait_for_send(self) -> None:
         """Block until the system-wide bucket lets one more message go."""
-        wait_ms = self._take("throttle:all", self.rate, "wait")
+        wait_ms = self._take(f"{self.namespace}:all", self.rate, "wait")
         if wait_ms > 0:
             time.sleep(wait_ms / 1000)
 
     def provider_wait(self, domain: str) -> float:
         """Seconds before ``domain`` may be sent another message: 0 means now (and the
         token is taken); more means leave this recipient for later."""
-        backoff_ms = int(self.client.pttl(f"throttle:backoff:{domain}"))
+        backoff_ms = int(self.client.pttl(f"{self.namespace}:backoff:{domain}"))
         if backoff_ms > 0:
             return backoff_ms / 1000
         rate = self.providers.get(domain)
         if rate is None:
             return 0.0
-        return self._take(f"throttle:provider:{domain}", rate, "try") / 1000
+        return self._take(f"{self.namespace}:provider:{domain}", rate, "try") / 1000
 
     def back_off(self, domain: str) -> None:
         """``domain`` asked us to slow down: leave it alone for the configured time."""
-        self.client.set(f"throttle:backoff:{domain}", "1", ex=self.backoff_seconds)
+        self.client.set(f"{self.namespace}:backoff:{domain}", "1", ex=self.backoff_seconds)
 
     def _take(self, key: str, rate: float, mode: str) -> int:
         burst = max(1.0, rate)

@@ -1,0 +1,67 @@
+"""The send throttle: token buckets in the real Redis, shared by every process that uses them."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import redis as redis_lib
+
+from campaigns.throttle import Throttle
+from campaigns.throttle import is_deferral
+
+CONFIG: dict[str, Any] = {
+    "SEND_RATE": 20,
+    "SEND_PROVIDER_RATES": {"163.com": 2},
+    "SEND_PROVIDER_BACKOFF_SECONDS": 5,
+}
+
+
+def _throttle(client: redis_lib.Redis) -> Throttle:
+    """A throttle with buckets of its own, so that runs never share state."""
+    return Throttle(client, CONFIG, namespace=f"test-{uuid.uuid4().hex}")
+
+
+def test_the_system_rate_holds_across_threads(redis: redis_lib.Redis) -> None:
+    """Two senders taking 30 messages each at 20/s (burst 20) need at least two seconds."""
+    throttle = _throttle(redis)
+    started = time.monotonic()
+
+    def send() -> None:
+        for _ in range(30):
+            throttle.wait_for_send()
+
+    senders = [threading.Thread(target=send) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    # 60 tokens, 20 available at once, 20 more per second: no fewer than 2 s.
+    assert time.monotonic() - started >= 1.9
+
+
+def test_a_limited_provider_defers_without_blocking(redis: redis_lib.Redis) -> None:
+    """163.com at 2/s: two messages go now, the third is told to wait; others are unlimited."""
+    throttle = _throttle(redis)
+    assert [throttle.provider_wait("163.com") for _ in range(2)] == [0.0, 0.0]
+    assert 0 < throttle.provider_wait("163.com") <= 0.5
+    assert throttle.provider_wait("qq.com") == 0.0
+
+
+def test_a_provider_that_asked_to_slow_down_is_left_alone(redis: redis_lib.Redis) -> None:
+    """After a deferral the domain waits out the backoff; the others do not."""
+    throttle = _throttle(redis)
+    throttle.back_off("gmail.com")
+    assert 4 < throttle.provider_wait("gmail.com") <= 5
+    assert throttle.provider_wait("qq.com") == 0.0
+
+
+def test_which_replies_ask_to_slow_down() -> None:
+    """421 and 4.7.x deferrals (Gmail's 4.7.28) slow a provider down; a full mailbox does not."""
+    assert is_deferral(421, "4.7.0 Try again later")
+    assert is_deferral(450, "4.7.28 Our system has detected an unusual rate")
+    assert is_deferral(451, "4.7.1 Rate limited")
+    assert not is_deferral(452, "4.2.2 Mailbox full")
+    assert not is_deferral(550, "5.7.1 rate")
