@@ -51,6 +51,8 @@ def test_every_reader_gets_exactly_their_edition_once(
     assert set(envelopes) == {reader.email for reader in readers}
     assert set(envelopes.values()) == {1}
     assert not set(bystanders) & set(envelopes)
+    # One SMTP connection per batch of BATCH_SIZE readers, reused for every message in it.
+    assert 1 <= smtp_sink.connections <= 2000 // app.config["BATCH_SIZE"]
     assert db.scalar(select(Issue.status).where(Issue.id == issue.id)) == "sent"
     assert db.scalar(select(Campaign.planned).where(Campaign.id == campaign_id)) == 2000
     _check_contents(app, db, campaign_id, smtp_sink)
