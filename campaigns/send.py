@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from campaigns.claims import ClaimKeeper
+from campaigns.claims import claim
 from campaigns.ending import check_failure_rate
 from campaigns.ending import finish
 from campaigns.ending import pause_for
@@ -84,44 +87,6 @@ def message_id(delivery_id: int, config: Mapping[str, Any]) -> str:
     return f"<d{delivery_id}.{tag}@{config['MESSAGE_ID_DOMAIN']}>"
 
 
-def claim(db_session: Session, campaign_id: int, limit: int) -> list[int]:
-    """Take up to ``limit`` due rows of the campaign for this batch, atomically, and commit.
-
-    On PostgreSQL rows locked by another batch are skipped (``FOR UPDATE SKIP LOCKED``); on
-    SQLite the write lock serialises claims and the status condition does the rest.
-    """
-    now = utcnow()
-    due = (
-        select(Delivery.id)
-        .where(
-            Delivery.campaign_id == campaign_id,
-            Delivery.status.in_(WAITING),
-            Delivery.next_attempt_at <= now,
-        )
-        .order_by(Delivery.id)
-        .limit(limit)
-    )
-    if db_session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    claimed = db_session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status.in_(WAITING))
-        .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    ids = sorted(claimed.scalars())
-    _beat(db_session, campaign_id)
-    db_session.commit()
-    return ids
-
-
-def _beat(db_session: Session, campaign_id: int) -> None:
-    db_session.execute(
-        update(Campaign).where(Campaign.id == campaign_id).values(heartbeat_at=utcnow())
-    )
-
-
 def send_batch(
     db_session: Session, campaign_id: int, config: Mapping[str, Any], throttle: Throttle
 ) -> BatchResult:
@@ -157,28 +122,32 @@ class Batch:
         self.unrecorded = 0
         self.accepted = 0
         self.checked_at = time.monotonic()
-        self.renewed_at = time.monotonic()
 
     def run(self, ids: list[int]) -> int:
-        """Send the claimed rows; the number the relay took."""
-        rows = self._load(ids)
-        rows = self._skip_the_departed(rows)
-        relay = Relay(self.config)
+        """Send the claimed rows, their claims kept alive meanwhile; the number the relay took."""
+        engine = self.db.get_bind()
+        assert isinstance(engine, Engine)
+        with ClaimKeeper(engine, self.campaign_id, ids, self.lease):
+            rows = self._skip_the_departed(self._load(ids))
+            relay = Relay(self.config)
+            try:
+                return self._send_all(relay, rows)
+            finally:
+                relay.close()
+                self._commit()
+
+    def _send_all(self, relay: Relay, rows: list[tuple[Delivery, Subscriber]]) -> int:
         sent = 0
-        try:
-            for index, (row, subscriber) in enumerate(rows):
-                if not self._still_running():
-                    self._release([r for r, _ in rows[index:]])
-                    break
-                outcome = self._send_one(relay, row, subscriber)
-                if outcome == "relay":
-                    self._release([r for r, _ in rows[index:]])
-                    break
-                sent += outcome == "sent"
-                self._maybe_commit([r for r, _ in rows[index + 1 :]])
-        finally:
-            relay.close()
-            self._commit()
+        for index, (row, subscriber) in enumerate(rows):
+            if not self._still_running():
+                self._release([r for r, _ in rows[index:]])
+                break
+            outcome = self._send_one(relay, row, subscriber)
+            if outcome == "relay":
+                self._release([r for r, _ in rows[index:]])
+                break
+            sent += outcome == "sent"
+            self._maybe_commit()
         return sent
 
     # --- loading and checking -------------------------------------------------------------
@@ -218,7 +187,10 @@ class Batch:
         if time.monotonic() - self.checked_at < CONTROL_CHECK_SECONDS:
             return True
         self.checked_at = time.monotonic()
-        status = self.db.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
+        # Outcomes not yet committed stay unflushed: flushing them here would take SQLite's
+        # write lock (and PostgreSQL's row locks) across the SMTP waits of the next messages.
+        with self.db.no_autoflush:
+            status = self.db.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
         return status == "running"
 
     # --- one message ----------------------------------------------------------------------
@@ -267,20 +239,28 @@ class Batch:
             row.status = "bounced"
             note = f"{result.code} {result.reply}"[:300]
             suppress(self.db, subscriber.email, "hard_bounce", Consent(source="bounce", note=note))
+            # Written at once: the block must not wait for the rest of the group.
+            self._commit()
         elif isinstance(result, TemporaryFailure) and is_deferral(result.code, result.reply):
             self.throttle.back_off(row.domain)
 
     def _mail(self, segment_id: int) -> IssueMail:
         mail = _MAILS.get(segment_id)
         if mail is None:
-            segment = self.db.get(CampaignSegment, segment_id)
-            assert segment is not None
-            number = self.db.scalar(
-                select(Issue.number)
-                .join(Campaign, Campaign.issue_id == Issue.id)
-                .where(Campaign.id == segment.campaign_id)
-            )
-            mail = _MAILS[segment_id] = issue_mail(thaw(segment, int(number or 0)), self.config)
+            with self.db.no_autoflush:
+                return self._build_mail(segment_id)
+        return mail
+
+    def _build_mail(self, segment_id: int) -> IssueMail:
+        """The shared part of one frozen edition's emails, made once per worker process."""
+        segment = self.db.get(CampaignSegment, segment_id)
+        assert segment is not None
+        number = self.db.scalar(
+            select(Issue.number)
+            .join(Campaign, Campaign.issue_id == Issue.id)
+            .where(Campaign.id == segment.campaign_id)
+        )
+        mail = _MAILS[segment_id] = issue_mail(thaw(segment, int(number or 0)), self.config)
         return mail
 
     # --- giving rows back -----------------------------------------------------------------
@@ -330,22 +310,9 @@ class Batch:
 
     # --- committing -----------------------------------------------------------------------
 
-    def _maybe_commit(self, remaining: list[Delivery]) -> None:
-        """Commit every ``SEND_RECORD_EVERY`` outcomes (the in-flight bound), and renew the
-        claim on the rows still to send well before the lease runs out."""
+    def _maybe_commit(self) -> None:
+        """Commit every ``SEND_RECORD_EVERY`` outcomes: the in-flight bound."""
         if self.unrecorded >= self.record_every:
-            self._commit()
-        if time.monotonic() - self.renewed_at > self.lease.total_seconds() / 4:
-            self.renewed_at = time.monotonic()
-            ids = [row.id for row in remaining if row.status == "sending"]
-            if ids:
-                self.db.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_(ids), Delivery.status == "sending")
-                    .values(claimed_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
-            _beat(self.db, self.campaign_id)
             self._commit()
 
     def _commit(self) -> None:

@@ -183,6 +183,7 @@ class SmtpSink:
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
     data_refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
+    data_delays: dict[str, float] = field(default_factory=dict)
     connections: int = 0
     connection_refusal: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -221,6 +222,13 @@ class SmtpSink:
         if refusal is not None:
             return f"{refusal[0]} {refusal[1]}"
         with self.lock:
+            delay = max(
+                (self.data_delays.get(r.lower(), 0.0) for r in envelope.rcpt_tos), default=0.0
+            )
+        if delay:
+            # A slow relay: the reply to DATA comes only after ``delay`` seconds.
+            await asyncio.sleep(delay)
+        with self.lock:
             self.messages.append(
                 (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
             )
@@ -236,6 +244,11 @@ class SmtpSink:
         with self.lock:
             self.data_refusals[address.lower()] = (code, reply)
 
+    def delay_data(self, address: str, seconds: float) -> None:
+        """Answer DATA of messages to ``address`` only after ``seconds`` (a slow relay)."""
+        with self.lock:
+            self.data_delays[address.lower()] = seconds
+
     def refuse_connections(self, code: int | None) -> None:
         """Greet new connections with ``code`` (421: not available) and close them; None serves."""
         with self.lock:
@@ -246,6 +259,7 @@ class SmtpSink:
             self.messages.clear()
             self.refusals.clear()
             self.data_refusals.clear()
+            self.data_delays.clear()
             self.connections = 0
             self.connection_refusal = None
 

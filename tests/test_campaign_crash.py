@@ -153,3 +153,23 @@ def test_sigkill_while_planning_leaves_the_whole_plan_or_none(
         kill_worker(worker)
     assert db.scalar(select(Campaign.planned).where(Campaign.id == campaign_id)) == 3000
     _check_exactly_once(db, campaign_id, smtp_sink, bound=RECORD_EVERY)
+
+
+def test_a_slow_relay_does_not_make_a_live_batch_look_dead(
+    own_broker: tuple[Flask, dict[str, Any]], db: Session, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """The relay takes 8 s to answer one message, far past the 3-s claim lease, while a second
+    worker stands ready: the batch keeps its claims alive, so nobody is sent twice."""
+    app, settings = own_broker
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 40, app.config)
+    smtp_sink.delay_data(readers[3].email, 8)
+    worker = start_worker(settings, tmp_path / "worker.log")
+    second = start_worker(settings, tmp_path / "second.log", beat=False)
+    try:
+        campaign_id = send_now(app, db, issue.id)
+        wait_for_status(db, campaign_id, "done", timeout=120)
+    finally:
+        kill_worker(worker)
+        kill_worker(second)
+    assert _check_exactly_once(db, campaign_id, smtp_sink, bound=0) == 0

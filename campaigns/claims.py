@@ -1,0 +1,109 @@
+"""Claims on ledger rows: taken atomically by a batch, and kept alive while it works.
+
+A claim is a row in ``sending`` with a ``claimed_at``. The beat hands a claim older than
+the lease (SEND_CLAIM_LEASE_SECONDS) to another batch, presuming its worker dead. A live
+batch must therefore never let its claims age past the lease, whatever it is doing: an
+SMTP reply that takes SMTP_TIMEOUT, a throttle that makes it wait. ``ClaimKeeper`` renews
+them from a thread of its own, on a connection of its own, every quarter of the lease.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from campaigns.models import Campaign
+from campaigns.models import Delivery
+from core.db import utcnow
+
+WAITING = ("queued", "retry")
+
+
+def claim(db_session: Session, campaign_id: int, limit: int) -> list[int]:
+    """Take up to ``limit`` due rows of the campaign for this batch, atomically, and commit.
+
+    On PostgreSQL rows locked by another batch are skipped (``FOR UPDATE SKIP LOCKED``); on
+    SQLite the write lock serialises claims and the status condition does the rest.
+    """
+    now = utcnow()
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.status.in_(WAITING),
+            Delivery.next_attempt_at <= now,
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if db_session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = db_session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status.in_(WAITING))
+        .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = sorted(claimed.scalars())
+    beat(db_session, campaign_id)
+    db_session.commit()
+    return ids
+
+
+def beat(db_session: Session, campaign_id: int) -> None:
+    """Note that a batch of the campaign is alive (the beat restarts campaigns gone quiet)."""
+    db_session.execute(
+        update(Campaign).where(Campaign.id == campaign_id).values(heartbeat_at=utcnow())
+    )
+
+
+class ClaimKeeper:
+    """Renews a batch's claims (those still ``sending``) until stopped."""
+
+    def __init__(
+        self, engine: Engine, campaign_id: int, ids: Sequence[int], lease: timedelta
+    ) -> None:
+        self.engine = engine
+        self.campaign_id = campaign_id
+        self.ids = list(ids)
+        self.interval = max(lease.total_seconds() / 4, 0.2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="claim-keeper", daemon=True)
+
+    def __enter__(self) -> ClaimKeeper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.renew()
+            except SQLAlchemyError:
+                # The next round tries again; a claim that really ages is resent once, with
+                # the same Message-ID, which is the bound the batch promises anyway.
+                continue
+
+    def renew(self) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(self.ids), Delivery.status == "sending")
+                .values(claimed_at=utcnow())
+            )
+            connection.execute(
+                update(Campaign)
+                .where(Campaign.id == self.campaign_id)
+                .values(heartbeat_at=utcnow())
+            )
