@@ -11,7 +11,7 @@ CATALOGUES := core/babel.cfg=core/translations mailer/babel.cfg=mailer/translati
 CATALOGUE_DIRS := core/translations mailer/translations issues/translations subscribers/translations \
 	campaigns/translations
 
-.PHONY: demo test lint types pytest translations migration clean bench i18n
+.PHONY: demo test lint types pytest translations migration clean bench bench-send i18n
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -43,6 +43,10 @@ pytest: $(STAMP) translations
 
 bench: $(STAMP) translations
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The campaign send against smtp-sink and its smtp-source ceiling (issue 10); N=, DB=, WORKERS=.
+bench-send: $(STAMP) translations
+	$(BIN)/python bench/bench_send.py
 
 # Rewrite migrations/versions/0001_initial.py from the models (until the first release).
 migration: $(STAMP)
