@@ -69,12 +69,13 @@ def parse_time(text: str, option: str) -> datetime:
     """``text`` ('YYYY-MM-DD HH:MM' in the configured time zone) as an aware UTC datetime."""
     try:
         local = datetime.strptime(text.strip(), TIME_FORMAT)
-    except ValueError:
+        # Year 1 or 9999 in a far zone has no UTC counterpart: refused like any other typo.
+        return local.replace(tzinfo=zone()).astimezone(UTC)
+    except (ValueError, OverflowError):
         refuse(
             f"{option} {text!r} is not a time; write it as 'YYYY-MM-DD HH:MM' "
             f"in {current_app.config['TIMEZONE']}, such as '2026-05-04 09:30'."
         )
-    return local.replace(tzinfo=zone()).astimezone(UTC)
 
 
 def shown(moment: datetime | None) -> str:

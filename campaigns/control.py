@@ -27,6 +27,7 @@ from campaigns.plan import audience
 from campaigns.plan import plan
 from core.db import on_commit
 from core.db import utcnow
+from core.i18n import N_
 from issues.models import Issue
 from subscribers.models import Subscriber
 
@@ -81,15 +82,17 @@ def create(
     for an administrator when NEWSLETTER_SEND_APPROVAL is on and ``editor`` is not one."""
     issue = db_session.get(Issue, issue_id)
     if issue is None:
-        raise CampaignError("There is no such issue.")
+        raise CampaignError(N_("There is no such issue."))
     _check_issue(issue, new_subscribers)
     now = utcnow()
     if not_after is not None and not_after <= (send_at or now):
-        raise CampaignError("The “do not start after” time must come after the start time.")
+        raise CampaignError(N_("The “do not start after” time must come after the start time."))
     if send_at is not None and send_at < now and not_after is not None and not_after < now:
-        raise CampaignError("The “do not start after” time has already passed.")
+        raise CampaignError(N_("The “do not start after” time has already passed."))
     if audience_size(db_session, issue_id) == 0:
-        raise CampaignError("No reader is waiting for this issue: everyone active has it already.")
+        raise CampaignError(
+            N_("No reader is waiting for this issue: everyone active has it already.")
+        )
     waits = bool(config["SEND_APPROVAL"]) and not editor.is_admin
     campaign = Campaign(
         issue_id=issue_id,
@@ -100,11 +103,16 @@ def create(
         send_at=send_at or now,
         not_after=not_after,
     )
+    if open_campaign(db_session, issue_id) is not None:
+        raise CampaignError(N_("This issue is already being sent; see its send."))
+    db_session.add(campaign)
     try:
-        with db_session.begin_nested():
-            db_session.add(campaign)
+        db_session.flush()
     except IntegrityError:
-        raise CampaignError("This issue is already being sent; see its send.") from None
+        # Another request created one in the meantime (the unique index decided): this
+        # request's transaction is over, as the caller's rollback will say.
+        db_session.rollback()
+        raise CampaignError(N_("This issue is already being sent; see its send.")) from None
     if not waits:
         _start_when_due(db_session, campaign, enqueue_start)
     return campaign
@@ -112,11 +120,11 @@ def create(
 
 def _check_issue(issue: Issue, new_subscribers: bool) -> None:
     if new_subscribers and issue.status != "sent":
-        raise CampaignError("Only an issue that has been sent can go to new subscribers.")
+        raise CampaignError(N_("Only an issue that has been sent can go to new subscribers."))
     if not new_subscribers and issue.status == "sent":
-        raise CampaignError("This issue has been sent; send it to new subscribers instead.")
+        raise CampaignError(N_("This issue has been sent; send it to new subscribers instead."))
     if not new_subscribers and issue.status != "ready":
-        raise CampaignError("Mark the issue ready before sending it.")
+        raise CampaignError(N_("Mark the issue ready before sending it."))
 
 
 def _start_when_due(
@@ -134,12 +142,15 @@ def approve(
     """An administrator other than the one who asked lets a waiting send go."""
     campaign = _get(db_session, campaign_id)
     if not editor.is_admin:
-        raise CampaignError("Only an administrator can approve a send.")
-    if campaign.created_by == editor.email:
+        raise CampaignError(N_("Only an administrator can approve a send."))
+    if campaign.created_by.casefold() == editor.email.casefold():
         raise CampaignError(
-            "A send must be approved by someone other than the editor who asked for it."
+            N_("A send must be approved by someone other than the editor who asked for it.")
         )
-    _transition(db_session, campaign_id, ("draft",), status="scheduled", approved_by=editor.email)
+    if not _transition(
+        db_session, campaign_id, ("draft",), status="scheduled", approved_by=editor.email
+    ):
+        raise CampaignError(N_("This send is no longer waiting for approval."))
     db_session.refresh(campaign)
     _start_when_due(db_session, campaign, enqueue_start)
     return campaign
@@ -163,7 +174,10 @@ def start(
     issue = db_session.get(Issue, campaign.issue_id)
     if issue is None or issue.status != ("sent" if campaign.new_subscribers else "ready"):
         # The issue was taken back to draft after the send was scheduled: it must not go out.
-        reason = {"msgid": "The issue is no longer ready, so the send was stopped.", "params": {}}
+        reason = {
+            "msgid": N_("The issue is no longer ready, so the send was stopped."),
+            "params": {},
+        }
         _transition(
             db_session,
             campaign_id,
@@ -185,6 +199,20 @@ def start(
         return plan(db_session, campaign, config)
     except PlanError as error:
         raise CampaignError(error.msgid, **error.params) from None
+
+
+def stop_unstartable(db_session: Session, campaign_id: int, msgid: str, **params: Any) -> bool:
+    """A scheduled send that cannot start ends as cancelled, with the reason on its page;
+    the editor fixes the cause and sends again."""
+    reason = {"msgid": msgid, "params": params}
+    return _transition(
+        db_session,
+        campaign_id,
+        ("scheduled",),
+        status="cancelled",
+        finished_at=utcnow(),
+        paused_reason=reason,
+    )
 
 
 def pause(db_session: Session, campaign_id: int, reason: Mapping[str, Any] | None = None) -> bool:
@@ -217,7 +245,7 @@ def cancel(db_session: Session, campaign_id: int) -> int:
     if not _transition(
         db_session, campaign_id, CANCELLABLE, status="cancelled", finished_at=utcnow()
     ):
-        raise CampaignError("This send has already ended.")
+        raise CampaignError(N_("This send has already ended."))
     result = db_session.execute(
         update(Delivery)
         .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(("queued", "retry")))
@@ -240,5 +268,5 @@ def _transition(
 def _get(db_session: Session, campaign_id: int) -> Campaign:
     campaign = db_session.get(Campaign, campaign_id)
     if campaign is None:
-        raise CampaignError("There is no such send.")
+        raise CampaignError(N_("There is no such send."))
     return campaign

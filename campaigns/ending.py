@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from campaigns.models import Campaign
 from campaigns.models import Delivery
 from core.db import utcnow
+from core.i18n import N_
 from issues.models import Issue
 
 UNSETTLED = ("queued", "sending", "retry")
@@ -54,7 +55,7 @@ def check_failure_rate(db_session: Session, campaign_id: int, config: Mapping[st
         pause_for(
             db_session,
             campaign_id,
-            "%(percent)s%% of the last %(count)s messages failed; check the failures below.",
+            N_("%(percent)s%% of the last %(count)s messages failed; check the failures below."),
             percent=percent,
             count=len(latest),
         )

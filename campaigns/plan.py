@@ -27,6 +27,7 @@ from campaigns.models import Campaign
 from campaigns.models import CampaignSegment
 from campaigns.models import Delivery
 from core.db import utcnow
+from core.i18n import N_
 from issues.archive import load_by_number
 from issues.models import Issue
 from mailer.render import RenderedSegment
@@ -101,7 +102,7 @@ def plan(db_session: Session, campaign: Campaign, config: Mapping[str, Any]) -> 
     """
     issue = load_by_number(db_session, _issue_number(db_session, campaign.issue_id))
     if issue is None:
-        raise PlanError("The issue no longer exists.")
+        raise PlanError(N_("The issue no longer exists."))
     frozen = {
         (row.topics, row.format, row.locale): row.id
         for row in db_session.scalars(
@@ -123,7 +124,7 @@ def plan(db_session: Session, campaign: Campaign, config: Mapping[str, Any]) -> 
             break
     else:
         raise PlanError(
-            "Readers kept changing their choices while the send was planned; try again."
+            N_("Readers kept changing their choices while the send was planned; try again.")
         )
     # Counted, not summed from rowcounts: some drivers report -1 for INSERT … SELECT.
     planned = int(
@@ -145,7 +146,7 @@ def _key(segment: Segment) -> tuple[tuple[str, ...], str, str]:
 def _issue_number(db_session: Session, issue_id: int) -> int:
     number = db_session.scalar(select(Issue.number).where(Issue.id == issue_id))
     if number is None:
-        raise PlanError("The issue no longer exists.")
+        raise PlanError(N_("The issue no longer exists."))
     return number
 
 

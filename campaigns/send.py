@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Engine
 from sqlalchemy import exists
 from sqlalchemy import func
@@ -38,7 +39,9 @@ from campaigns.models import Delivery
 from campaigns.plan import thaw
 from campaigns.throttle import Throttle
 from campaigns.throttle import is_deferral
+from core.celery import soft_time_limit
 from core.db import utcnow
+from core.i18n import N_
 from issues.models import Issue
 from mailer import delivery
 from mailer.dkim import DkimError
@@ -66,8 +69,10 @@ UNSETTLED = ("queued", "sending", "retry")
 CONTROL_CHECK_SECONDS = 0.25
 _PROVIDER_DEFERRAL = re.compile(r"^4\.7\.\d+")
 
-# Frozen editions never change, so each worker process builds their shared part once.
-_MAILS: dict[int, IssueMail] = {}
+# Frozen editions never change, so each worker process builds their shared part once. The
+# render's random nonce is part of the key: a segment id may come back (another database,
+# a restore) with other content, a nonce never does.
+_MAILS: dict[tuple[int, str], IssueMail] = {}
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,12 @@ class Batch:
         self.lease = timedelta(seconds=int(config["SEND_CLAIM_LEASE_SECONDS"]))
         self.unrecorded = 0
         self.accepted = 0
-        self.checked_at = time.monotonic()
+        # The first message is checked too: a pause may have come while the batch waited.
+        self.checked_at = 0.0
+        self.nonces: dict[int, str] = {}
+        self.started = time.monotonic()
+        # Half the soft time limit: a batch stops taking messages well before it is cut off.
+        self.time_budget = soft_time_limit(config) / 2
 
     def run(self, ids: list[int]) -> int:
         """Send the claimed rows, their claims kept alive meanwhile; the number the relay took."""
@@ -137,18 +147,28 @@ class Batch:
                 self._commit()
 
     def _send_all(self, relay: Relay, rows: list[tuple[Delivery, Subscriber]]) -> int:
+        """Send in order; stop early (giving the rest back) when the campaign is no longer
+        running, the relay or our own settings fail, or the batch has used half the task's
+        time limit, so that no row is ever cut off mid-batch with a try counted."""
         sent = 0
         for index, (row, subscriber) in enumerate(rows):
-            if not self._still_running():
+            try:
+                if not self._still_running() or self._out_of_time():
+                    self._release([r for r, _ in rows[index:]])
+                    break
+                outcome = self._send_one(relay, row, subscriber)
+            except SoftTimeLimitExceeded:
                 self._release([r for r, _ in rows[index:]])
                 break
-            outcome = self._send_one(relay, row, subscriber)
-            if outcome == "relay":
+            if outcome == "stop":
                 self._release([r for r, _ in rows[index:]])
                 break
             sent += outcome == "sent"
             self._maybe_commit()
         return sent
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() - self.started > self.time_budget
 
     # --- loading and checking -------------------------------------------------------------
 
@@ -159,7 +179,17 @@ class Batch:
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.id)
         )
-        return [(row, subscriber) for row, subscriber in self.db.execute(query)]
+        rows = [(row, subscriber) for row, subscriber in self.db.execute(query)]
+        # Which render each edition of the batch is, to find its shared part in the cache.
+        segment_ids = {row.segment_id for row, _ in rows}
+        self.nonces = dict(
+            self.db.execute(
+                select(CampaignSegment.id, CampaignSegment.nonce).where(
+                    CampaignSegment.id.in_(segment_ids)
+                )
+            ).all()
+        )
+        return rows
 
     def _skip_the_departed(
         self, rows: list[tuple[Delivery, Subscriber]]
@@ -206,8 +236,14 @@ class Batch:
         self.throttle.wait_for_send()
         row.message_id = message_id(row.id, self.config)
         try:
-            email = self._mail(row.segment_id).message(_recipient(row, subscriber), row.message_id)
-        except (ValueError, DkimError) as error:
+            mail = self._mail(row.segment_id)
+            email = mail.message(_recipient(row, subscriber), row.message_id)
+        except DkimError as error:
+            # Our own settings, not this reader: nobody can be sent until they are fixed.
+            self._stop(N_("The emails cannot be signed (DKIM): %(error)s"), error=str(error))
+            return "stop"
+        except ValueError as error:
+            # This reader's own values (a link or slot that cannot be used): a counted try.
             delivery.record_unbuilt(row, error, self.config)
             self.unrecorded += 1
             return "failed"
@@ -217,12 +253,15 @@ class Batch:
                 email, self.config["MAIL_FROM"], subscriber.email
             )
         except RelayFailure as error:
-            if _PROVIDER_DEFERRAL.match(error.reply.strip()):
+            if error.stage == "rcpt" and _PROVIDER_DEFERRAL.match(error.reply.strip()):
+                # The receiving provider asks us to slow down: a counted try for this reader
+                # (so a provider that never relents fails it in the end), a pause for the
+                # domain, and the others go on.
                 self.throttle.back_off(row.domain)
-                self._later(row, float(self.config["SEND_PROVIDER_BACKOFF_SECONDS"]))
+                delivery.record(row, error, self.config)
                 return "failed"
             self._relay_failed(error)
-            return "relay"
+            return "stop"
         except DeliveryFailure as error:
             result = error
         self._settle(row, subscriber, result)
@@ -235,7 +274,7 @@ class Batch:
         delivery.record(row, result, self.config)
         if isinstance(result, Accepted):
             self.accepted += 1
-        elif isinstance(result, PermanentFailure) and is_hard_bounce(result.code, result.reply):
+        elif isinstance(result, PermanentFailure) and is_hard_bounce(result):
             row.status = "bounced"
             note = f"{result.code} {result.reply}"[:300]
             suppress(self.db, subscriber.email, "hard_bounce", Consent(source="bounce", note=note))
@@ -245,7 +284,7 @@ class Batch:
             self.throttle.back_off(row.domain)
 
     def _mail(self, segment_id: int) -> IssueMail:
-        mail = _MAILS.get(segment_id)
+        mail = _MAILS.get((segment_id, self.nonces[segment_id]))
         if mail is None:
             with self.db.no_autoflush:
                 return self._build_mail(segment_id)
@@ -260,7 +299,8 @@ class Batch:
             .join(Campaign, Campaign.issue_id == Issue.id)
             .where(Campaign.id == segment.campaign_id)
         )
-        mail = _MAILS[segment_id] = issue_mail(thaw(segment, int(number or 0)), self.config)
+        mail = issue_mail(thaw(segment, int(number or 0)), self.config)
+        _MAILS[(segment_id, segment.nonce)] = mail
         return mail
 
     # --- giving rows back -----------------------------------------------------------------
@@ -280,12 +320,12 @@ class Batch:
         self._commit()
         # A send cancelled meanwhile keeps none of them waiting.
         if self._status() == "cancelled":
-            self.db.execute(
-                update(Delivery)
-                .where(Delivery.campaign_id == self.campaign_id, Delivery.status.in_(WAITING))
-                .values(status="skipped", skip_reason="cancelled")
-            )
-            self._commit()
+            skip_cancelled(self.db, self.campaign_id)
+
+    def _stop(self, msgid: str, **params: Any) -> None:
+        """Pause the campaign for a problem of ours that no reader caused."""
+        log.warning("campaign %s paused: %s", self.campaign_id, msgid % params)
+        pause_for(self.db, self.campaign_id, msgid, **{k: str(v)[:300] for k, v in params.items()})
 
     def _relay_failed(self, error: RelayFailure) -> None:
         """Count a relay failure for the campaign; enough in a row pause it, with why."""
@@ -303,7 +343,7 @@ class Batch:
             pause_for(
                 self.db,
                 self.campaign_id,
-                "The mail server failed %(count)s times in a row; its last answer: %(reply)s",
+                N_("The mail server failed %(count)s times in a row; its last answer: %(reply)s"),
                 count=failures,
                 reply=f"{error.code} {error.reply}"[:300],
             )
@@ -376,7 +416,23 @@ def _after(
         # Rows other batches still hold: look again when they should be settled.
         return BatchResult(claimed, sent, more=bool(sending), wait=5.0)
     db_session.commit()
-    if _status(db_session, campaign_id) != "running":
+    status = _status(db_session, campaign_id)
+    if status == "cancelled":
+        # Rows this batch held when the send was cancelled, given back or waiting for a
+        # retry since: nobody will send them now.
+        skip_cancelled(db_session, campaign_id)
+    if status != "running":
         return BatchResult(claimed, sent, more=False)
     due_in = max((waiting[1] - now).total_seconds(), 0.0) if waiting[1] else 0.0
     return BatchResult(claimed, sent, more=True, wait=min(due_in, 30.0))
+
+
+def skip_cancelled(db_session: Session, campaign_id: int) -> int:
+    """Settle the waiting rows of a cancelled campaign as skipped (cancelled); committed."""
+    result = db_session.execute(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(WAITING))
+        .values(status="skipped", skip_reason="cancelled")
+    )
+    db_session.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from typing import Any
 
 import redis
 from celery import shared_task
@@ -19,14 +20,16 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from campaigns import control
-from campaigns import ending
 from campaigns import send
 from campaigns.models import Campaign
 from campaigns.models import Delivery
 from campaigns.throttle import Throttle
 from core import db
 from core.db import utcnow
+from core.i18n import N_
 from mailer import delivery
+from mailer.dkim import DkimError
+from mailer.render import BudgetExceeded
 
 # The worker's own log (celery configures it), where operators look for what a task did.
 log = get_task_logger(__name__)
@@ -44,15 +47,26 @@ def start(campaign_id: int) -> int | None:
     log.info("campaign %s: planning", campaign_id)
     try:
         planned = control.start(db_session, campaign_id, None, current_app.config)
-    except control.CampaignError as error:
+    except (control.CampaignError, BudgetExceeded, DkimError, ValueError) as error:
+        # Nothing was planned (the transaction is undone); the send stops, saying why, so
+        # that it is neither started again every tick nor left waiting without a word.
         db_session.rollback()
-        ending.pause_for(db_session, campaign_id, error.msgid, **error.params)
+        msgid, params = _why(error)
+        control.stop_unstartable(db_session, campaign_id, msgid, **params)
+        db_session.commit()
+        log.warning("campaign %s could not start: %s", campaign_id, error)
         return None
     db_session.commit()
     if planned is not None:
         log.info("campaign %s: %s readers planned", campaign_id, planned)
         enqueue_batches(campaign_id)
     return planned
+
+
+def _why(error: Exception) -> tuple[str, dict[str, Any]]:
+    if isinstance(error, control.CampaignError):
+        return error.msgid, error.params
+    return N_("The send could not be prepared: %(error)s"), {"error": str(error)[:300]}
 
 
 @shared_task(name="campaigns.tasks.send_batch")
@@ -92,13 +106,15 @@ def _recover(lease: timedelta) -> list[int]:
     db_session = db.session()
     live = select(Campaign.id).where(Campaign.status.in_(("running", "paused")))
     delivery.stale(db_session, Delivery, lease, Delivery.campaign_id.in_(live))
-    # A cancelled campaign's dead claims are settled as cancelled: nobody will send them.
+    # A cancelled campaign's dead claims and waiting rows are settled as cancelled: nobody
+    # will send them, and a later send of the issue must be able to reach those readers.
+    cancelled = select(Campaign.id).where(Campaign.status == "cancelled")
     db_session.execute(
         update(Delivery)
         .where(
-            Delivery.status == "sending",
-            Delivery.claimed_at < utcnow() - lease,
-            Delivery.campaign_id.in_(select(Campaign.id).where(Campaign.status == "cancelled")),
+            Delivery.campaign_id.in_(cancelled),
+            (Delivery.status.in_(("queued", "retry")))
+            | ((Delivery.status == "sending") & (Delivery.claimed_at < utcnow() - lease)),
         )
         .values(status="skipped", skip_reason="cancelled")
     )
@@ -106,7 +122,9 @@ def _recover(lease: timedelta) -> list[int]:
         db_session.scalars(
             select(Campaign.id).where(
                 Campaign.status == "running",
-                Campaign.heartbeat_at < utcnow() - min(lease, timedelta(seconds=60)),
+                # The claim keeper beats every quarter lease: a whole lease of silence means
+                # no batch of this campaign is alive.
+                Campaign.heartbeat_at < utcnow() - lease,
             )
         )
     )

@@ -66,7 +66,7 @@ def celery_settings(config: Any) -> dict[str, Any]:
         # One message at a time per process, so a slow batch never holds others hostage.
         "worker_prefetch_multiplier": 1,
         "task_time_limit": config["TASK_TIME_LIMIT"],
-        "task_soft_time_limit": max(config["TASK_TIME_LIMIT"] - 15, 1),
+        "task_soft_time_limit": soft_time_limit(config),
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",
@@ -74,3 +74,9 @@ def celery_settings(config: Any) -> dict[str, Any]:
         "result_expires": 86_400,
         "worker_hijack_root_logger": False,
     }
+
+
+def soft_time_limit(config: Any) -> int:
+    """Seconds after which a task is asked to stop (SoftTimeLimitExceeded), before the hard
+    limit kills it: long work checks its own budget against this."""
+    return max(int(config["TASK_TIME_LIMIT"]) - 15, 1)

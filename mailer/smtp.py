@@ -18,12 +18,15 @@ from typing import Any
 
 
 class DeliveryFailure(Exception):
-    """The relay did not take the message; ``code`` and ``reply`` are what it said."""
+    """The relay did not take the message; ``code`` and ``reply`` are what it said, and
+    ``stage`` when: "connect" (greeting, TLS, AUTH), "mail" (the sender), "rcpt" (the
+    recipient) or "data" (the content)."""
 
-    def __init__(self, code: int, reply: str) -> None:
+    def __init__(self, code: int, reply: str, stage: str = "data") -> None:
         super().__init__(f"{code} {reply}")
         self.code = code
         self.reply = reply
+        self.stage = stage
 
 
 class TemporaryFailure(DeliveryFailure):
@@ -42,25 +45,28 @@ class RelayFailure(TemporaryFailure):
 
 # Enhanced status codes (RFC 3463) that mean the mailbox does not exist or cannot take mail:
 # a hard bounce, which suppresses the address. Other 5xx (policy, content) fail the message only.
-HARD_BOUNCE = re.compile(r"^5\.(?:1\.[0-9]+|2\.1)\b")
+HARD_BOUNCE = re.compile(r"^5\.(?:1\.[0-6]|1\.9|1\.10|2\.1)\b")
 
 
-def is_hard_bounce(code: int, reply: str) -> bool:
-    """True for a permanent failure that says the address itself is bad (5.1.x, 5.2.1).
+def is_hard_bounce(failure: DeliveryFailure) -> bool:
+    """True for a permanent refusal *of the recipient* that says the address itself is bad
+    (5.1.1 and its kin, 5.2.1). A refused sender (5.1.7, 5.1.8, or any refusal of MAIL FROM)
+    or content is never the reader's bounce: it would block every reader of a batch.
 
-    A 550 with no enhanced code is read as a hard bounce only when it is an RCPT refusal
-    of the classic kind ("user unknown", "no such user", "mailbox unavailable").
+    A 550 with no enhanced code counts only when it is an RCPT refusal of the classic kind
+    ("user unknown", "no such user", "mailbox unavailable").
     """
-    if not 500 <= code < 600:
+    if failure.stage != "rcpt" or not 500 <= failure.code < 600:
         return False
-    text = reply.strip()
+    text = failure.reply.strip()
     if HARD_BOUNCE.match(text):
         return True
-    if re.match(r"^5\.\d+\.\d+", text):
+    if re.match(r"^5\.\d+\.\d+", text) or _SENDER_WORDS.search(text):
         return False
-    return code in (550, 551, 553) and bool(_UNKNOWN_MAILBOX.search(text))
+    return failure.code in (550, 551, 553) and bool(_UNKNOWN_MAILBOX.search(text))
 
 
+_SENDER_WORDS = re.compile(r"sender|\bfrom\b|\bIP\b|blocked|policy|spam", re.IGNORECASE)
 _UNKNOWN_MAILBOX = re.compile(
     r"user unknown|unknown user|no such user|mailbox (?:unavailable|not found)|does not exist",
     re.IGNORECASE,
@@ -73,13 +79,14 @@ class Accepted:
     reply: str
 
 
-def failure(code: int, reply: bytes | str) -> DeliveryFailure:
-    """The right failure class for an SMTP reply code: 421 means the relay is closing."""
+def failure(code: int, reply: bytes | str, stage: str = "data") -> DeliveryFailure:
+    """The right failure class for an SMTP reply: 421 means the relay is closing, and a
+    refused sender is the relay's (or our configuration's) failure, never the reader's."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    if code == 421:
-        return RelayFailure(code, text)
+    if code == 421 or stage in ("connect", "mail"):
+        return RelayFailure(code, text, stage)
     kind = PermanentFailure if 500 <= code < 600 else TemporaryFailure
-    return kind(code, text)
+    return kind(code, text, stage)
 
 
 class Relay:
@@ -123,9 +130,11 @@ class Relay:
             # A refused greeting, STARTTLS or AUTH is the relay's failure, whatever its code.
             reply = error.smtp_error
             text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-            raise RelayFailure(error.smtp_code, text) from error
+            raise RelayFailure(error.smtp_code, text, "connect") from error
         except (OSError, smtplib.SMTPException) as error:
-            raise RelayFailure(421, f"cannot reach the relay {host}:{port}: {error}") from error
+            raise RelayFailure(
+                421, f"cannot reach the relay {host}:{port}: {error}", "connect"
+            ) from error
         return connection
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> Accepted:
@@ -141,19 +150,23 @@ class Relay:
         connection = self.connection
         # The message's own policy (CRLF, and UTF-8 headers where addresses need them) decides.
         payload = message.as_bytes()
+        stage = "connect"
         try:
             connection.ehlo_or_helo_if_needed()
             # Non-ASCII addresses need SMTPUTF8; plain ones must not ask for it.
             options = ["SMTPUTF8"] if not (sender + recipient).isascii() else []
             # The envelope: a refused sender or recipient ends this transaction only.
+            stage = "mail"
             code, reply = connection.mail(sender, options)
             if code != 250:
                 self._reset_after_error()
-                raise failure(code, reply)
+                raise failure(code, reply, stage)
+            stage = "rcpt"
             code, reply = connection.rcpt(recipient)
             if code not in (250, 251):
                 self._reset_after_error()
-                raise failure(code, reply)
+                raise failure(code, reply, stage)
+            stage = "data"
             # The content: data() raises only when DATA itself is refused (no 354); the reply
             # after the message (250, or a 4xx/5xx for the content) is returned, not raised.
             code, reply = connection.data(payload)
@@ -162,11 +175,11 @@ class Relay:
                 raise failure(code, reply)
         except smtplib.SMTPResponseException as error:
             self._reset_after_error()
-            raise failure(error.smtp_code, error.smtp_error) from error
+            raise failure(error.smtp_code, error.smtp_error, stage) from error
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
             # The connection is gone, and with it any certainty: the caller retries later.
             self.connection = None
-            raise RelayFailure(421, f"connection lost: {error}") from error
+            raise RelayFailure(421, f"connection lost: {error}", stage) from error
         return Accepted(code, reply.decode("utf-8", "replace"))
 
     def _reset_after_error(self) -> None:

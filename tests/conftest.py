@@ -186,6 +186,8 @@ class SmtpSink:
     data_delays: dict[str, float] = field(default_factory=dict)
     connections: int = 0
     connection_refusal: int | None = None
+    connection_refusal_reply: str = "4.3.2 Service not available, closing"
+    sender_refusal: tuple[int, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def opened(self) -> int | None:
@@ -193,6 +195,22 @@ class SmtpSink:
         with self.lock:
             self.connections += 1
             return self.connection_refusal
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        with self.lock:
+            refusal = self.sender_refusal
+        if refusal is not None:
+            return f"{refusal[0]} {refusal[1]}"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    def refuse_senders(self, code: int | None, reply: str = "") -> None:
+        """Answer every MAIL FROM with ``code`` (our own sender refused); None accepts."""
+        with self.lock:
+            self.sender_refusal = None if code is None else (code, reply)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -249,13 +267,18 @@ class SmtpSink:
         with self.lock:
             self.data_delays[address.lower()] = seconds
 
-    def refuse_connections(self, code: int | None) -> None:
-        """Greet new connections with ``code`` (421: not available) and close them; None serves."""
+    def refuse_connections(
+        self, code: int | None, reply: str = "4.3.2 Service not available, closing"
+    ) -> None:
+        """Greet new connections with ``code`` (421: not available) and ``reply`` and close
+        them; None serves."""
         with self.lock:
             self.connection_refusal = code
+            self.connection_refusal_reply = reply
 
     def reset(self) -> None:
         with self.lock:
+            self.sender_refusal = None
             self.messages.clear()
             self.refusals.clear()
             self.data_refusals.clear()
@@ -293,7 +316,7 @@ class SinkServer(SMTP):
         # A server that will not serve greets with the refusal and closes (RFC 5321 3.1); no
         # session is started, so there is nothing for connection_lost to end.
         assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(f"{self.refused} 4.3.2 Service not available, closing\r\n".encode())
+        transport.write(f"{self.refused} {self.sink.connection_refusal_reply}\r\n".encode())
         transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 06:25:38.417481
+Create Date: 2026-12-02 07:15:40.792930
 """
 
 from collections.abc import Sequence
@@ -245,6 +245,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery'))
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_delivery_campaign_sent', ['campaign_id', 'sent_at'], unique=False)
         batch_op.create_index('ix_delivery_campaign_status', ['campaign_id', 'status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_subscriber_id'), ['subscriber_id'], unique=False)
         batch_op.create_index('uq_delivery_issue_subscriber', ['issue_id', 'subscriber_id'], unique=True, sqlite_where=sa.text("status != 'skipped'"), postgresql_where=sa.text("status != 'skipped'"))
@@ -258,6 +259,7 @@ def downgrade() -> None:
         batch_op.drop_index('uq_delivery_issue_subscriber', sqlite_where=sa.text("status != 'skipped'"), postgresql_where=sa.text("status != 'skipped'"))
         batch_op.drop_index(batch_op.f('ix_delivery_subscriber_id'))
         batch_op.drop_index('ix_delivery_campaign_status')
+        batch_op.drop_index('ix_delivery_campaign_sent')
 
     op.drop_table('delivery')
     op.drop_table('campaign_segment')

@@ -1,0 +1,157 @@
+"""What an adversarial review of the send path broke, each now a test: a refused sender is
+not every reader's bounce, a provider's "421 4.7.0" at the greeting is the relay's failure,
+a send that cannot be prepared stops with a reason, and a batch cut short by the task's time
+limit gives its rows back without spending their tries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import control
+from campaigns import tasks
+from campaigns.models import Campaign
+from campaigns.models import Delivery
+from core import create_app
+from mailer.smtp import PermanentFailure
+from mailer.smtp import is_hard_bounce
+from subscribers.models import Subscriber
+from subscribers.models import Suppression
+from tests.campaign_helpers import add_readers
+from tests.campaign_helpers import kill_worker
+from tests.campaign_helpers import ledger
+from tests.campaign_helpers import ready_seed
+from tests.campaign_helpers import send_now
+from tests.campaign_helpers import start_worker
+from tests.campaign_helpers import wait_for_status
+from tests.conftest import SmtpSink
+
+
+def _resume(app: Flask, db: Session, campaign_id: int) -> None:
+    with app.app_context():
+        assert control.resume(db, campaign_id, tasks.enqueue_batches)
+        db.commit()
+
+
+def _once_each(sink: SmtpSink, readers: list[Subscriber]) -> None:
+    with sink.lock:
+        addresses = sorted(rcpts[0].lower() for _, rcpts, _ in sink.messages)
+    assert addresses == sorted(reader.email for reader in readers)
+
+
+@pytest.mark.parametrize(
+    ("code", "reply", "stage", "hard"),
+    [
+        (550, "5.1.1 <x@example.org>: Recipient address rejected: User unknown", "rcpt", True),
+        (550, "No such user here", "rcpt", True),
+        (553, "5.1.8 Sender address rejected: Domain not found", "rcpt", False),
+        (550, "5.1.0 Sender address rejected", "mail", False),
+        (550, "Sender domain does not exist", "rcpt", False),
+        (550, "mailbox unavailable (IP blocked by policy)", "rcpt", False),
+        (550, "5.1.1 User unknown", "data", False),
+        (552, "5.2.2 Mailbox full", "rcpt", False),
+    ],
+)
+def test_only_a_refused_recipient_address_is_a_hard_bounce(
+    code: int, reply: str, stage: str, hard: bool
+) -> None:
+    """A hard bounce is the recipient's address refused at RCPT, never our sender or content."""
+    assert is_hard_bounce(PermanentFailure(code, reply, stage)) is hard
+
+
+def test_a_refused_sender_pauses_the_send_and_blames_no_reader(
+    app: Flask, db: Session, celery_worker: Any, smtp_sink: SmtpSink
+) -> None:
+    """The relay refuses our MAIL FROM (553 5.1.8): nobody is bounced or blocked, the send
+    pauses with the relay's words, and resumes to send everyone once."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 40, app.config)
+    smtp_sink.refuse_senders(553, "5.1.8 Sender address rejected: Domain not found")
+    campaign_id = send_now(app, db, issue.id)
+    wait_for_status(db, campaign_id, "paused", timeout=60)
+    assert db.scalar(select(func.count(Suppression.id))) == 0
+    assert set(db.scalars(select(Subscriber.status))) == {"active"}
+    assert not ledger(db, campaign_id).keys() - {"queued", "retry"}
+    assert db.scalar(select(func.max(Delivery.attempts))) == 0
+    reason = db.scalar(select(Campaign.paused_reason).where(Campaign.id == campaign_id))
+    assert reason is not None and "5.1.8" in reason["params"]["reply"]
+    db.rollback()
+    smtp_sink.refuse_senders(None)
+    _resume(app, db, campaign_id)
+    wait_for_status(db, campaign_id, "done", timeout=60)
+    assert ledger(db, campaign_id) == {"sent": 40}
+    _once_each(smtp_sink, readers)
+
+
+def test_a_421_4_7_0_greeting_is_the_relays_failure(
+    app: Flask, db: Session, celery_worker: Any, smtp_sink: SmtpSink
+) -> None:
+    """ "421 4.7.0 too many connections" from our own relay pauses the send instead of
+    deferring every reader's domain, with no try spent."""
+    issue = ready_seed(app, db)
+    add_readers(db, 30, app.config)
+    smtp_sink.refuse_connections(421, "4.7.0 Error: too many connections from 127.0.0.1")
+    campaign_id = send_now(app, db, issue.id)
+    wait_for_status(db, campaign_id, "paused", timeout=60)
+    assert db.scalar(select(func.max(Delivery.attempts))) == 0
+    assert not ledger(db, campaign_id).keys() - {"queued", "retry"}
+    db.rollback()
+    smtp_sink.refuse_connections(None)
+    _resume(app, db, campaign_id)
+    wait_for_status(db, campaign_id, "done", timeout=60)
+    assert ledger(db, campaign_id) == {"sent": 30}
+
+
+def test_a_send_that_cannot_be_prepared_stops_with_a_reason(
+    settings: dict[str, Any], app: Flask, db: Session
+) -> None:
+    """An edition that cannot fit the size budget: the start plans nothing, the send is
+    cancelled with the reason on record, and later ticks do not try it again."""
+    issue = ready_seed(app, db)
+    add_readers(db, 30, app.config)
+    tight = create_app({**settings, "TESTING": True, "HTML_BUDGET_BYTES": 2000})
+    started: list[int] = []
+    with tight.app_context():
+        campaign = control.create(
+            db, issue.id, control.Editor("e@newsletter.test", True), tight.config, started.append
+        )
+        db.commit()
+        assert tasks.start.run(campaign.id) is None
+        assert tasks.start.run(campaign.id) is None
+    db.expire_all()
+    stopped = db.get(Campaign, campaign.id)
+    assert stopped is not None and stopped.status == "cancelled"
+    assert (
+        stopped.paused_reason is not None and "over the" in stopped.paused_reason["params"]["error"]
+    )
+    assert db.scalar(select(func.count(Delivery.id))) == 0
+    tight.extensions["db"].kw["bind"].dispose()
+
+
+def test_a_batch_cut_short_by_the_time_limit_spends_no_tries(
+    settings: dict[str, Any], app: Flask, db: Session, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """Batches that would outlast the task's soft time limit stop in time and give their
+    rows back: every reader is sent once, each on their first try."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 120, app.config)
+    broker = settings["REDIS_URL"].rsplit("/", 1)[0] + "/11"
+    # A batch of 120 at 20 a second needs 6 s; the soft limit is 5 s, the batch's budget 2.5.
+    mine = {**settings, "REDIS_URL": broker, "TASK_TIME_LIMIT": 20, "SEND_RATE": 20}
+    slow = create_app({**mine, "TESTING": True})
+    worker = start_worker(mine, tmp_path / "worker.log", concurrency=2)
+    try:
+        campaign_id = send_now(slow, db, issue.id)
+        wait_for_status(db, campaign_id, "done", timeout=120)
+    finally:
+        kill_worker(worker)
+        slow.extensions["db"].kw["bind"].dispose()
+    assert ledger(db, campaign_id) == {"sent": 120}
+    assert set(db.scalars(select(Delivery.attempts))) == {1}
+    _once_each(smtp_sink, readers)
