@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -120,6 +121,7 @@ def plan(db_session: Session, campaign: Campaign, config: Mapping[str, Any]) -> 
             frozen[_key(edition.segment)] = freeze(db_session, campaign, issue, edition, config)
         freeze_seconds += time.perf_counter() - freeze_started
         _insert_deliveries(db_session, campaign)
+        _refresh_statistics(db_session)
         if not editions(db_session, campaign.issue_id):
             break
     else:
@@ -137,6 +139,14 @@ def plan(db_session: Session, campaign: Campaign, config: Mapping[str, Any]) -> 
     campaign.freeze_seconds = round(freeze_seconds, 3)
     campaign.plan_seconds = round(time.perf_counter() - started - freeze_seconds, 3)
     return planned
+
+
+def _refresh_statistics(db_session: Session) -> None:
+    """Let PostgreSQL's planner see the rows just written before the audience is asked for
+    again. With the statistics of a table just imported or a ledger just filled, it chose a
+    nested loop over both (10 s for 10,000 readers; 0.8 s once analysed)."""
+    if db_session.get_bind().dialect.name == "postgresql":
+        db_session.execute(text("ANALYZE subscriber, delivery"))
 
 
 def _key(segment: Segment) -> tuple[tuple[str, ...], str, str]:
