@@ -7,9 +7,7 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
@@ -147,24 +145,15 @@ def start_worker(
     """A worker process of its own (with the beat, by default), for tests that kill or
     reconfigure it; ``overrides`` change settings for this worker only."""
     from tests.conftest import ROOT
+    from tests.conftest import celery_worker_command
     from tests.conftest import settings_env
 
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker",
-        "worker",
+    command = celery_worker_command(
+        "campaign",
         "--pool=prefork" if concurrency > 1 else "--pool=solo",
         f"--concurrency={concurrency}",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel=INFO",
-        f"--hostname=campaign-{uuid.uuid4().hex[:8]}@%h",
         *(["--beat", f"--schedule={log.with_suffix('.beat')}"] if beat else []),
-    ]
+    )
     mark_log(log)
     with log.open("ab") as output:
         process = subprocess.Popen(

@@ -414,26 +414,31 @@ def settings_env(settings: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def worker_process(
-    settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``celery -A worker worker`` process against the real broker and database."""
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    command = [
+def celery_worker_command(name: str, *options: str) -> list[str]:
+    """``celery -A worker worker`` with a unique host name and the quiet options tests use."""
+    return [
         sys.executable,
         "-m",
         "celery",
         "-A",
         "worker",
         "worker",
-        "--pool=solo",
+        *options,
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
         "--loglevel=INFO",
-        f"--hostname=test-{uuid.uuid4().hex[:8]}@%h",
+        f"--hostname={name}-{uuid.uuid4().hex[:8]}@%h",
     ]
+
+
+@pytest.fixture(scope="session")
+def worker_process(
+    settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery -A worker worker`` process against the real broker and database."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    command = celery_worker_command("test", "--pool=solo")
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,
