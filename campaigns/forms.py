@@ -192,11 +192,6 @@ def local(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone)
 
 
-def input_value(moment: datetime | None, zone: ZoneInfo) -> str:
-    """A datetime-local field's value for ``moment``."""
-    return "" if moment is None else local(moment, zone).strftime("%Y-%m-%dT%H:%M")
-
-
 def show_time(moment: datetime, zone: ZoneInfo, locale: str) -> str:
     """2026年12月1日 15:52 / 1 December 2026, 15:52, in ``zone``, without the zone's name."""
     shown = local(moment, zone)

@@ -111,8 +111,9 @@ def _tallies(db_session: Session, campaign_ids: list[int]) -> dict[int, progress
 
 
 def _home_card(db_session: Session) -> dict[str, Any]:
-    """The sends' card on the editor home: how many finished, and the open ones."""
-    done = db_session.scalar(select(func.count(Campaign.id)).where(Campaign.status == "done"))
+    """The sends' card on the editor home: how many are under way (the latest linked), done."""
+    grouped = db_session.execute(select(Campaign.status, func.count()).group_by(Campaign.status))
+    counts = {str(status): int(count) for status, count in grouped}
     rows = db_session.execute(
         select(Campaign.id, Campaign.status, Issue.number)
         .join(Issue, Issue.id == Campaign.issue_id)
@@ -121,7 +122,8 @@ def _home_card(db_session: Session) -> dict[str, Any]:
         .limit(3)
     ).all()
     shown = [(row.id, row.number, str(forms.STATUS_LABELS[row.status])) for row in rows]
-    return {"done": done or 0, "open": shown}
+    under_way = sum(counts.get(status, 0) for status in OPEN_STATUSES)
+    return {"done": counts.get("done", 0), "under_way": under_way, "open": shown}
 
 
 # --- Who gets what, and the send form -----------------------------------------------------
@@ -162,7 +164,8 @@ def _test_form(editions_needed: int, submitted: bool = True) -> forms.SendTestFo
     """The test-send form, offering every edition readers get, or any one edition."""
     form = forms.SendTestForm() if submitted else forms.SendTestForm(formdata=None)
     every = _("Every edition readers get (%(count)s)", count=editions_needed)
-    form.edition.choices = [SelectChoice("all", every)] + [
+    form.edition.choices = [SelectChoice("all", every)] if editions_needed else []
+    form.edition.choices += [
         SelectChoice(segment.key, edition_label(segment))
         for segment in all_segments(current_app.config["TOPICS"])
     ]

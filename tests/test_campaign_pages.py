@@ -256,6 +256,22 @@ def test_a_send_needs_the_csrf_token(app: Flask, editor: FlaskClient, db: Sessio
     assert campaigns(db) == []
 
 
+@pytest.mark.parametrize("action", ["pause", "resume", "cancel", "approve"])
+def test_every_button_needs_the_csrf_token(
+    app: Flask, editor: FlaskClient, db: Session, enqueued: dict[str, list[int]], action: str
+) -> None:
+    """A button's post without the page's token changes nothing, whatever the status."""
+    issue = ready_issue(app, db)
+    add_audience(db)
+    campaign_id = running_campaign(app, db, issue)
+    assert editor.post(f"{INDEX}{campaign_id}/{action}").status_code == 400
+    assert campaigns(db)[0].status == "running"
+    test = editor.post(f"{INDEX}new/{issue.id}/test", data={"addresses": "a@example.org"})
+    assert test.status_code == 400
+    db.rollback()
+    assert db.scalar(select(func.count(OutboxMessage.id))) == 0
+
+
 def test_a_send_needs_the_confirmation(app: Flask, editor: FlaskClient, db: Session) -> None:
     """The form comes back with a plain reason when the number of readers was not confirmed."""
     issue = ready_issue(app, db)
@@ -572,6 +588,7 @@ def test_a_test_send_refuses_bad_addresses(
 ) -> None:
     """Too many or unusable addresses: a plain message, and nothing is queued."""
     issue = ready_issue(app, db)
+    add_audience(db)
     page = f"{INDEX}new/{issue.id}"
     data = {"addresses": addresses, "edition": "all", "csrf_token": csrf_token(editor, page)}
     response = editor.post(f"{page}/test", data=data)
