@@ -72,24 +72,6 @@ OUTCOME_LABELS: dict[str, Any] = {
     "sending": _l("sending"),
 }
 # What the engine (campaigns.control and campaigns.plan) refuses with, translated where shown.
-ENGINE_MESSAGES = (
-    N_("There is no such issue."),
-    N_("There is no such send."),
-    N_("The “do not start after” time must come after the start time."),
-    N_("The “do not start after” time has already passed."),
-    N_("No reader is waiting for this issue: everyone active has it already."),
-    N_("This issue is already being sent; see its send."),
-    N_("Only an issue that has been sent can go to new subscribers."),
-    N_("This issue has been sent; send it to new subscribers instead."),
-    N_("Mark the issue ready before sending it."),
-    N_("Only an administrator can approve a send."),
-    N_("A send must be approved by someone other than the editor who asked for it."),
-    N_("This send has already ended."),
-    N_("The issue no longer exists."),
-    N_("Readers kept changing their choices while the send was planned; try again."),
-    N_("The mail server failed %(count)s times in a row; its last answer: %(reply)s"),
-    N_("%(percent)s%% of the last %(count)s messages failed; check the failures below."),
-)
 PAUSED_BY = N_("Paused by %(email)s.")
 
 

@@ -71,6 +71,7 @@ def init_app(app: Flask) -> None:
     registry.add_nav(app, "campaigns.index", _l("Sends"))
     registry.add_card(app, "web/campaigns/_home_card.html", _home_card, order=15)
     registry.add_tasks(app, "campaigns.testsend")
+    registry.add_issue_action(app, "campaigns.new", _l("Send this issue"))
 
 
 def _editor() -> auth.Editor:

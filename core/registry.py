@@ -35,6 +35,8 @@ class Registry:
     task_modules: list[str] = field(default_factory=list)
     # Start-up checks: each raises ConfigError, in one sentence, when the app must not start.
     checks: list[Callable[[Flask], None]] = field(default_factory=list)
+    # Links on an issue's page to what other packages do with it: (endpoint, label).
+    issue_actions: list[tuple[str, Any]] = field(default_factory=list)
     # The endpoint editors land on after logging in.
     home: str = "auth.login"
 
@@ -44,6 +46,7 @@ def init_app(app: Flask) -> Registry:
     app.extensions["newsletter.registry"] = registry
     app.jinja_env.globals["editor_nav"] = registry.nav
     app.jinja_env.globals["editor_home"] = lambda: registry.home
+    app.jinja_env.globals["issue_actions"] = registry.issue_actions
     return registry
 
 
@@ -83,3 +86,8 @@ def set_home(app: Flask, endpoint: str) -> None:
 def add_check(app: Flask, check: Callable[[Flask], None]) -> None:
     """Run ``check(app)`` at start-up and in /healthz; it raises ConfigError to refuse."""
     of(app).checks.append(check)
+
+
+def add_issue_action(app: Flask, endpoint: str, label: Any) -> None:
+    """Link an issue's editor page to ``endpoint`` (called with ``issue_id``)."""
+    of(app).issue_actions.append((endpoint, label))

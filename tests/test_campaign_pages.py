@@ -633,3 +633,12 @@ def test_a_test_send_goes_through_the_worker(
     assert "sample-not-a-real-token" in html
     shown = editor.get(page).get_data(as_text=True)
     assert "最近的测试邮件" in shown and "已送达邮件服务器" in shown
+
+
+def test_a_ready_issue_links_to_its_send(app: Flask, client: FlaskClient, db: Session) -> None:
+    """The issue page of a ready issue leads to who gets what and the send form."""
+    make_editor(db)
+    log_in(client)
+    issue = ready_issue(app, db)
+    page = client.get(f"/editor/issues/{issue.id}").get_data(as_text=True)
+    assert f'href="/editor/campaigns/new/{issue.id}"' in page and "发送本期" in page

@@ -427,7 +427,7 @@ def test_marking_ready_publishes_to_the_archive_and_draft_hides_it(
         data={"status": "sent", "csrf_token": token},
         follow_redirects=True,
     )
-    assert "此处只能将期刊设为草稿或待发送" in refused.get_data(as_text=True)
+    assert "这里只能把本期设为草稿或已就绪" in refused.get_data(as_text=True)
     db.execute(update(Issue).values(status="sent"))
     db.commit()
     editor.post(f"/editor/issues/{stored.id}/status", data={"status": "draft", "csrf_token": token})
