@@ -327,6 +327,8 @@ def run(once: bool, web_port: int, workdir: Path) -> int:
                     f"  editor console : {base}/editor/login",
                     f"  sample previews: {base}/editor/previews/400 (after login)",
                     f"  the send       : {base}/editor/campaigns/ (after login)",
+                    f"  send another   : import samples/sample-issue-401.md at {base}/editor/issues/,"
+                    " mark it ready, then press 发送本期",
                     f"  subscribe page : {base}/subscribe",
                     f"  login          : {DEMO_EDITOR} / {password}",
                     f"  captured mail  : {base}/dev/mail",
