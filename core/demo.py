@@ -375,4 +375,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module, not this __main__ copy: core.demo_job imports its helpers,
+    # its DemoError and its working folder from core.demo, and must see the same ones.
+    from core import demo
+
+    demo.main()

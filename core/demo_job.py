@@ -23,7 +23,6 @@ from core.demo import LATIN_NAMES
 from core.demo import LEAVERS
 from core.demo import READER_DOMAIN
 from core.demo import TOPICS
-from core.demo import VAR
 from core.demo import DemoError
 from core.demo import flask
 from core.demo import python
@@ -61,7 +60,7 @@ def _number(pattern: str, output: str, step: str) -> int:
 
 def readers_for_every_edition(env: dict[str, str]) -> str:
     """Two readers per edition from a CSV written here, then a few leave and one bounces."""
-    path = VAR / "demo-readers.csv"
+    path = workdir(env) / "demo-readers.csv"
     write_readers(path)
     say(f"importing {2 * len(EDITIONS)} readers, two for each of the {len(EDITIONS)} editions")
     flask(env, "subscribers", "import", str(path),
@@ -88,7 +87,7 @@ def write_readers(path: Path) -> None:
 def send_issue(env: dict[str, str], number: int) -> list[str]:
     """Send the issue to every reader, wait for the end, and check each edition's outcome
     against what the capture server received: one message per reader sent, nobody twice."""
-    before = set((VAR / "mail").glob("*.eml"))
+    before = set((workdir(env) / "mail").glob("*.eml"))
     say(f"sending issue {number} to every active reader, following the send to its end")
     started = flask(env, "campaign", "send", str(number), "--wait", timeout=180)
     campaign = _number(r"Campaign (\d+)", started, "campaign send")
@@ -102,7 +101,7 @@ def send_issue(env: dict[str, str], number: int) -> list[str]:
         if match
     ]
     sent = sum(count for _, count, _ in editions)
-    captured = sorted(set((VAR / "mail").glob("*.eml")) - before)
+    captured = sorted(set((workdir(env) / "mail").glob("*.eml")) - before)
     problems = send_problems(status[0], editions, captured)
     if problems:
         raise DemoError("the send went wrong: " + "; ".join(problems) + "\n" + "\n".join(status))
@@ -144,24 +143,30 @@ def say(step: str) -> None:
     print(f"demo: {step} …", flush=True)
 
 
-def captured_since(before: set[Path], timeout: float = 60) -> Path:
+def workdir(env: dict[str, str]) -> Path:
+    """The demo's working folder (``--dir``), as the services were told it: ``python -m
+    core.demo`` runs that module as __main__, so its VAR cannot be imported from here."""
+    return Path(env["NEWSLETTER_CAPTURE_DIR"]).parent
+
+
+def captured_since(env: dict[str, str], before: set[Path], timeout: float = 60) -> Path:
     """The first message the capture server stores after ``before`` was taken."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        new = sorted(set((VAR / "mail").glob("*.eml")) - before)
+        new = sorted(set((workdir(env) / "mail").glob("*.eml")) - before)
         if new:
             return new[0]
         time.sleep(0.2)
     raise DemoError(
-        f"no message reached the capture server within {timeout:.0f} s; see {VAR / 'log'}"
+        f"no message reached the capture server within {timeout:.0f} s; see {workdir(env) / 'log'}"
     )
 
 
 def send_test_email(env: dict[str, str]) -> str:
-    before = set((VAR / "mail").glob("*.eml"))
+    before = set((workdir(env) / "mail").glob("*.eml"))
     say("sending a test email through Redis, the worker and SMTP")
     print("  " + flask(env, "send-test", DEMO_EDITOR, "--wait", "60").strip().replace("\n", "\n  "))
-    return f"test email captured: {captured_since(before)}"
+    return f"test email captured: {captured_since(env, before)}"
 
 
 def web_signup(env: dict[str, str]) -> str:
@@ -182,8 +187,8 @@ def web_signup(env: dict[str, str]) -> str:
         raise DemoError("the subscribe page has no CSRF token")
     form = {"csrf_token": token.group(1), "email": "reader@example.org", "name": "示例读者",
             "topics": ["policy", "data"], "format": "digest", "language": "zh"}  # fmt: skip
-    before = set((VAR / "mail").glob("*.eml"))
+    before = set((workdir(env) / "mail").glob("*.eml"))
     body = urllib.parse.urlencode(form, doseq=True).encode()
     request = urllib.request.Request(f"{base}/subscribe", data=body)  # noqa: S310 - our own http server
     opener.open(request, timeout=10).read()
-    return f"confirmation email to reader@example.org captured: {captured_since(before)}"
+    return f"confirmation email to reader@example.org captured: {captured_since(env, before)}"
