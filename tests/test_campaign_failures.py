@@ -31,6 +31,7 @@ from tests.campaign_helpers import send_now
 from tests.campaign_helpers import start_worker
 from tests.campaign_helpers import wait_for_status
 from tests.conftest import SmtpSink
+from tests.conftest import wait_until
 
 
 def _resume(app: Flask, db: Session, campaign_id: int) -> None:
@@ -154,4 +155,28 @@ def test_a_batch_cut_short_by_the_time_limit_spends_no_tries(
         slow.extensions["db"].kw["bind"].dispose()
     assert ledger(db, campaign_id) == {"sent": 120}
     assert set(db.scalars(select(Delivery.attempts))) == {1}
+    _once_each(smtp_sink, readers)
+
+
+def test_a_relay_outage_mid_send_pauses_and_resume_finishes_without_duplicates(
+    app: Flask, db: Session, celery_worker: Any, smtp_sink: SmtpSink
+) -> None:
+    """The relay goes down (refuses every new connection) after some messages went out: the
+    send pauses with the relay's words, nobody is failed, and resume sends the rest once."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 600, app.config)
+    campaign_id = send_now(app, db, issue.id)
+    wait_until(lambda: len(smtp_sink.messages) >= 100, timeout=60)
+    smtp_sink.refuse_connections(421)
+    wait_for_status(db, campaign_id, "paused", timeout=60)
+    counts = ledger(db, campaign_id)
+    assert not counts.keys() - {"sent", "queued", "retry"}, counts
+    assert 100 <= counts["sent"] < 600
+    reason = db.scalar(select(Campaign.paused_reason).where(Campaign.id == campaign_id))
+    assert reason is not None and reason["params"]["reply"].startswith("421")
+    db.rollback()
+    smtp_sink.refuse_connections(None)
+    _resume(app, db, campaign_id)
+    wait_for_status(db, campaign_id, "done", timeout=120)
+    assert ledger(db, campaign_id) == {"sent": 600}
     _once_each(smtp_sink, readers)
