@@ -73,6 +73,8 @@ from mailer.segments import all_segments
 from subscribers import links
 from subscribers.models import Subscriber
 from subscribers.service import email_hash
+from tests.conftest import celery_worker_command
+from tests.conftest import settings_env
 from tests.helpers import log_in
 from tests.helpers import make_editor
 
@@ -390,13 +392,6 @@ def settings_for(url: str, redis_url: str, sink: Sink, key: Path | None) -> dict
     return settings
 
 
-def settings_env(settings: dict[str, Any]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
-    for key, value in settings.items():
-        env[f"NEWSLETTER_{key}"] = value if isinstance(value, str) else json.dumps(value)
-    return env
-
-
 # --- Arranging the audience and the issue -------------------------------------------------
 
 
@@ -472,21 +467,7 @@ def start_workers(
     workers = []
     for index in range(count):
         log = folder / f"worker{index}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-            f"--hostname=bench{index}-{uuid.uuid4().hex[:6]}@%h",
-        ]
+        command = celery_worker_command(f"bench{index}", "--pool=prefork", "--concurrency=1")
         if index == 0:
             command += ["--beat", f"--schedule={folder / 'beat-schedule'}"]
         with log.open("wb") as out:

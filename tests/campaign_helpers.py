@@ -24,6 +24,7 @@ from campaigns.models import Campaign
 from campaigns.models import Delivery
 from issues import store
 from issues.models import Issue
+from mailer.segments import Segment
 from mailer.segments import all_segments
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
@@ -43,28 +44,37 @@ def ready_seed(app: Flask, db: Session) -> Issue:
     return issue
 
 
+def reader(
+    address: str, edition: Segment, status: str = "active", name: str | None = None
+) -> Subscriber:
+    """A subscriber of ``edition`` (not yet added to a session)."""
+    return Subscriber(
+        email=address,
+        email_hash=email_hash(address),
+        name=name,
+        locale=edition.locale,
+        status=status,
+        format=edition.format,
+        topics=edition.topics,
+        confirm_nonce=secrets.token_hex(8),
+        link_nonce=secrets.token_hex(8),
+    )
+
+
 def add_readers(
     db: Session, count: int, config: Any, status: str = "active", prefix: str = "r"
 ) -> list[Subscriber]:
     """``count`` readers spread over every edition (topics × format × language)."""
     editions = all_segments(config["TOPICS"])
-    readers = []
-    for index in range(count):
-        edition = editions[index % len(editions)]
-        address = f"{prefix}{index}@{DOMAINS[index % len(DOMAINS)]}"
-        readers.append(
-            Subscriber(
-                email=address,
-                email_hash=email_hash(address),
-                name=NAMES[index % len(NAMES)],
-                locale=edition.locale,
-                status=status,
-                format=edition.format,
-                topics=edition.topics,
-                confirm_nonce=secrets.token_hex(8),
-                link_nonce=secrets.token_hex(8),
-            )
+    readers = [
+        reader(
+            f"{prefix}{index}@{DOMAINS[index % len(DOMAINS)]}",
+            editions[index % len(editions)],
+            status,
+            NAMES[index % len(NAMES)],
         )
+        for index in range(count)
+    ]
     db.add_all(readers)
     db.commit()
     return readers

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
@@ -33,7 +32,7 @@ from mailer.models import OutboxMessage
 from mailer.segments import Segment
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
-from subscribers.service import email_hash
+from tests.campaign_helpers import reader
 from tests.conftest import SmtpSink
 from tests.conftest import wait_until
 from tests.helpers import SEED
@@ -69,19 +68,10 @@ def ready_issue(app: Flask, db: Session, status: str = "ready") -> Issue:
 
 
 def add_reader(db: Session, email: str, segment: Segment, status: str = "active") -> Subscriber:
-    reader = Subscriber(
-        email=email,
-        email_hash=email_hash(email),
-        locale=segment.locale,
-        status=status,
-        format=segment.format,
-        topics=segment.topics,
-        confirm_nonce=secrets.token_hex(8),
-        link_nonce=secrets.token_hex(8),
-    )
-    db.add(reader)
+    subscriber = reader(email, segment, status)
+    db.add(subscriber)
     db.commit()
-    return reader
+    return subscriber
 
 
 def add_audience(db: Session, per_edition: tuple[int, ...] = (3, 2, 1)) -> int:
