@@ -1,0 +1,115 @@
+"""The relay client against a real SMTP server, pipelined (RFC 2920) and in lock-step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mailer.message import FixedMessage
+from mailer.smtp import Accepted
+from mailer.smtp import PermanentFailure
+from mailer.smtp import Relay
+from mailer.smtp import RelayFailure
+from mailer.smtp import TemporaryFailure
+from tests.conftest import SmtpSink
+
+SENDER = "newsletter@example.org"
+
+
+def relay_config(sink: SmtpSink) -> dict[str, Any]:
+    return {
+        "SMTP_HOST": sink.host,
+        "SMTP_PORT": sink.port,
+        "SMTP_TIMEOUT": 10,
+        "SMTP_SECURITY": "none",
+        "SMTP_USERNAME": "",
+        "SMTP_PASSWORD": "",
+    }
+
+
+def message(number: int, body: bytes = b"") -> FixedMessage:
+    return FixedMessage(
+        f"Subject: {number}\r\nMessage-ID: <m{number}@example.org>\r\n\r\n".encode()
+        + (body or f"body {number}\r\n".encode())
+    )
+
+
+@pytest.fixture(params=["pipelined", "lock-step"])
+def sink(request: pytest.FixtureRequest, smtp_sink: SmtpSink) -> SmtpSink:
+    """The sink with PIPELINING offered, and without it."""
+    smtp_sink.pipelining = request.param == "pipelined"
+    return smtp_sink
+
+
+def test_messages_go_over_one_connection_and_the_queue_reply_is_kept(sink: SmtpSink) -> None:
+    """Three messages share one session; each result holds the relay's 250 reply."""
+    with Relay(relay_config(sink)) as relay:
+        results = [relay.send(message(n), SENDER, f"r{n}@example.com") for n in range(3)]
+    assert all(isinstance(r, Accepted) and r.code == 250 for r in results)
+    assert "queued as SINK" in results[0].reply
+    assert sink.connections == 1
+    assert [rcpts for _, rcpts, _ in sink.messages] == [[f"r{n}@example.com"] for n in range(3)]
+    # Pipelined only when the relay offered it.
+    assert sink.pipelined == (3 if sink.pipelining else 0)
+
+
+def test_a_refused_recipient_fails_alone_and_the_session_goes_on(sink: SmtpSink) -> None:
+    """A 550 for one reader is that reader's permanent failure at RCPT; the next one is sent."""
+    sink.refuse("gone@example.com", 550, "5.1.1 no such user")
+    sink.refuse("later@example.com", 450, "4.2.1 try later")
+    with Relay(relay_config(sink)) as relay:
+        with pytest.raises(PermanentFailure) as refused:
+            relay.send(message(1), SENDER, "gone@example.com")
+        with pytest.raises(TemporaryFailure) as deferred:
+            relay.send(message(2), SENDER, "later@example.com")
+        accepted = relay.send(message(3), SENDER, "here@example.com")
+    assert (refused.value.code, refused.value.stage) == (550, "rcpt")
+    assert (deferred.value.code, deferred.value.stage) == (450, "rcpt")
+    assert not isinstance(deferred.value, RelayFailure)
+    assert isinstance(accepted, Accepted)
+    assert [rcpts for _, rcpts, _ in sink.messages] == [["here@example.com"]]
+    assert sink.connections == 1
+
+
+def test_a_refused_sender_is_the_relays_failure_at_mail(sink: SmtpSink) -> None:
+    """MAIL FROM refused: a RelayFailure naming the stage, and nothing was delivered."""
+    sink.refuse_senders(553, "5.7.1 sender not allowed")
+    with Relay(relay_config(sink)) as relay, pytest.raises(RelayFailure) as failed:
+        relay.send(message(1), SENDER, "r@example.com")
+    assert (failed.value.code, failed.value.stage) == (553, "mail")
+    assert sink.messages == []
+
+
+def test_refused_content_fails_at_data(sink: SmtpSink) -> None:
+    """A 554 after the content is that message's permanent failure at the data stage."""
+    sink.refuse_data("r@example.com", 554, "5.6.0 content rejected")
+    with Relay(relay_config(sink)) as relay:
+        with pytest.raises(PermanentFailure) as failed:
+            relay.send(message(1), SENDER, "r@example.com")
+        relay.send(message(2), SENDER, "other@example.com")
+    assert (failed.value.code, failed.value.stage) == (554, "data")
+    assert [rcpts for _, rcpts, _ in sink.messages] == [["other@example.com"]]
+
+
+def test_lines_that_start_with_a_dot_arrive_as_written(sink: SmtpSink) -> None:
+    """Dot-stuffing: a line of one dot or starting with one does not end the message early."""
+    body = b".\r\n..two\r\n.three\r\nlast line without a break"
+    with Relay(relay_config(sink)) as relay:
+        relay.send(message(1, body), SENDER, "r@example.com")
+    content = sink.messages[0][2]
+    assert content.endswith(b"\r\n\r\n.\r\n..two\r\n.three\r\nlast line without a break\r\n")
+
+
+def test_a_dropped_connection_is_a_relay_failure_and_the_next_send_reconnects(
+    sink: SmtpSink,
+) -> None:
+    """The relay drops the connection after a message: a RelayFailure, then a new session."""
+    sink.refuse_data("drop@example.com", 0)
+    with Relay(relay_config(sink)) as relay:
+        with pytest.raises(RelayFailure) as failed:
+            relay.send(message(1), SENDER, "drop@example.com")
+        relay.send(message(2), SENDER, "r@example.com")
+    assert failed.value.stage == "data"
+    assert sink.connections == 2
+    assert [rcpts for _, rcpts, _ in sink.messages] == [["r@example.com"]]
