@@ -65,3 +65,49 @@ def test_which_replies_ask_to_slow_down() -> None:
     assert is_deferral(451, "4.7.1 Rate limited")
     assert not is_deferral(452, "4.2.2 Mailbox full")
     assert not is_deferral(550, "5.7.1 rate")
+
+
+class CountingRedis(redis_lib.Redis):
+    """The real Redis client, counting the commands it sends."""
+
+    commands = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        type(self).commands += 1
+        return super().execute_command(*args, **options)
+
+
+def test_a_fast_rate_takes_system_tokens_a_few_at_a_time(redis_dbs: dict[str, str]) -> None:
+    """At 1,000/s a sender asks Redis once per 10 messages (50 ms worth), not once each."""
+    client = CountingRedis.from_url(redis_dbs["limits"])
+    throttle = Throttle(client, CONFIG | {"SEND_RATE": 1000}, namespace=f"t-{uuid.uuid4().hex}")
+    CountingRedis.commands = 0
+    for _ in range(100):
+        throttle.wait_for_send()
+    assert 10 <= CountingRedis.commands <= 12
+    client.close()
+
+
+def test_a_backoff_seen_by_one_worker_holds_back_the_others_within_a_refresh(
+    redis: redis_lib.Redis,
+) -> None:
+    """Two throttles (two worker processes) on one namespace: a deferral met by the first is
+    known to the second at its next read of the backed-off domains, a quarter second on."""
+    namespace = f"test-{uuid.uuid4().hex}"
+    first, second = (Throttle(redis, CONFIG, namespace=namespace) for _ in range(2))
+    assert second.provider_wait("gmail.com") == 0.0
+    first.back_off("gmail.com")
+    time.sleep(0.3)
+    assert 4 < second.provider_wait("gmail.com") <= 5
+    assert second.provider_wait("qq.com") == 0.0
+
+
+def test_domain_checks_read_redis_at_most_four_times_a_second(redis_dbs: dict[str, str]) -> None:
+    """A thousand checks of many domains within a quarter second read the backoffs once."""
+    client = CountingRedis.from_url(redis_dbs["limits"])
+    throttle = Throttle(client, CONFIG, namespace=f"t-{uuid.uuid4().hex}")
+    CountingRedis.commands = 0
+    for index in range(1000):
+        assert throttle.provider_wait(f"company{index % 50}.example") == 0.0
+    assert CountingRedis.commands <= 2
+    client.close()
