@@ -6,7 +6,8 @@ installing translations into a shared environment per call would not be thread-s
 
 An issue is rendered once per segment (``render_segment``): templates → CSS inlined with
 css-inline (media queries stay in ``<head>``) → size checked against the budget, shortening
-the longest articles to excerpts until the HTML fits. The result keeps slot placeholders;
+the longest articles to excerpts until the HTML fits, in at most four renders whatever the
+number of articles (``_fit``). The result keeps slot placeholders;
 ``RenderedSegment.personalise`` fills them for each recipient without rendering again.
 """
 
@@ -52,6 +53,10 @@ _ARTICLE = re.compile(r"<!--a(\d+)-->(.*?)<!--/a\1-->", re.DOTALL)
 _MARKER = re.compile(r"<!--/?a\d+-->")
 EXCERPT_CHARS = 120
 MAX_NONCE_TRIES = 3
+# Renders one segment may take to fit the budget: everything in full, everything as an
+# excerpt (which measures what shortening each article saves), the chosen mix, and one
+# correction should the measured sizes not add up. Whatever the number of articles.
+MAX_FIT_RENDERS = 4
 
 
 class BudgetExceeded(Exception):
@@ -227,32 +232,78 @@ def render_segment(
 def _fit(
     issue: IssueContent, number: int, segment: Segment, config: Mapping[str, Any], slots: Slots
 ) -> RenderedSegment:
-    """Render, and while the HTML is over budget, shorten the longest full articles."""
+    """Render under the budget in a bounded number of renders (at most ``MAX_FIT_RENDERS``).
+
+    The first render has every article in full; when it fits, it is the email. Otherwise a
+    second render has every article as an excerpt, which measures what shortening each one
+    saves (an article's bytes between its markers do not depend on the others). The
+    longest articles are shortened first until the savings bring it under budget, and
+    one more render makes that email; a correction round follows only if the sizes did not
+    add up, and the all-excerpts render is the fallback that is known to fit.
+    """
     parts = included(issue, segment.topics)
     budget = int(config["HTML_BUDGET_BYTES"])
-    shortened: set[int] = set()
-    while True:
-        rendered = _render(issue, number, parts, segment, shortened, config, slots)
-        overflow = rendered.html_bytes - budget
-        if overflow <= 0:
-            return replace(rendered, html=_MARKER.sub("", rendered.html))
-        longest = _longest(rendered.html, shortened) if segment.format == "full" else None
-        if longest is None:
-            raise BudgetExceeded(
-                f"The {segment.format} email for {segment.key} is {rendered.html_bytes} bytes, "
-                f"over the {budget}-byte budget even with every article shortened."
-            )
-        shortened.add(longest)
+
+    def render(shortened: frozenset[int]) -> RenderedSegment:
+        return _render(issue, number, parts, segment, shortened, config, slots)
+
+    whole = render(frozenset())
+    if whole.html_bytes <= budget:
+        return _finished(whole)
+    excerpts = render(frozenset(whole.articles)) if segment.format == "full" else whole
+    if excerpts.html_bytes > budget or segment.format != "full":
+        raise BudgetExceeded(
+            f"The {segment.format} email for {segment.key} is {excerpts.html_bytes} bytes, "
+            f"over the {budget}-byte budget even with every article shortened."
+        )
+    savings = _savings(_sizes(whole.html), _sizes(excerpts.html))
+    attempt, renders = whole, 2
+    while renders < MAX_FIT_RENDERS:
+        chosen = _choose(savings, _shortened(attempt), attempt.html_bytes - budget)
+        if chosen == frozenset(whole.articles):
+            break
+        attempt, renders = render(chosen), renders + 1
+        if attempt.html_bytes <= budget:
+            return _finished(attempt)
+    return _finished(excerpts)
 
 
-def _longest(html: str, shortened: set[int]) -> int | None:
-    """The number of the largest article not yet shortened, by its rendered bytes."""
-    sizes = [
-        (len(match.group(2).encode("utf-8")), -int(match.group(1)))
+def _finished(rendered: RenderedSegment) -> RenderedSegment:
+    """The render without the markers that delimit each article."""
+    return replace(rendered, html=_MARKER.sub("", rendered.html))
+
+
+def _shortened(rendered: RenderedSegment) -> frozenset[int]:
+    return frozenset(item.number for item in rendered.shortened)
+
+
+def _sizes(html: str) -> dict[int, int]:
+    """Each article's rendered bytes, by number, measured between its markers."""
+    return {
+        int(match.group(1)): len(match.group(2).encode("utf-8"))
         for match in _ARTICLE.finditer(html)
-        if int(match.group(1)) not in shortened
-    ]
-    return -max(sizes)[1] if sizes else None
+    }
+
+
+def _savings(full: Mapping[int, int], short: Mapping[int, int]) -> list[tuple[int, int]]:
+    """(bytes saved, number) for every article, the longest in full first (issue order on
+    ties), as editors expect: a few long articles become excerpts rather than many short."""
+    longest_first = sorted(full, key=lambda number: (-full[number], number))
+    return [(full[number] - short.get(number, 0), number) for number in longest_first]
+
+
+def _choose(
+    savings: list[tuple[int, int]], shortened: frozenset[int], overflow: int
+) -> frozenset[int]:
+    """``shortened`` plus the articles that save most, until ``overflow`` bytes are saved."""
+    chosen = set(shortened)
+    for saving, number in savings:
+        if overflow <= 0:
+            break
+        if number not in chosen:
+            chosen.add(number)
+            overflow -= saving
+    return frozenset(chosen)
 
 
 def _render(
@@ -260,7 +311,7 @@ def _render(
     number: int,
     parts: list[Part],
     segment: Segment,
-    shortened: set[int],
+    shortened: frozenset[int],
     config: Mapping[str, Any],
     slots: Slots,
 ) -> RenderedSegment:
@@ -306,7 +357,7 @@ def _render(
 
 
 def _view(
-    number: int, article: ArticleContent, base: str, issue_number: int, shortened: set[int]
+    number: int, article: ArticleContent, base: str, issue_number: int, shortened: frozenset[int]
 ) -> ArticleView:
     return ArticleView(
         number=number,
