@@ -126,6 +126,8 @@ class Batch:
         self.lease = timedelta(seconds=int(config["SEND_CLAIM_LEASE_SECONDS"]))
         self.unrecorded = 0
         self.accepted = 0
+        # Whether the campaign counts relay failures that an accepted message should end.
+        self.relay_failures = False
         # The first message is checked too: a pause may have come while the batch waited.
         self.checked_at = 0.0
         self.nonces: dict[int, str] = {}
@@ -213,14 +215,20 @@ class Batch:
         return kept
 
     def _still_running(self) -> bool:
-        """Every quarter second: is the campaign still running (not paused or cancelled)?"""
+        """Every quarter second: is the campaign still running (not paused or cancelled)?
+        Whether other batches met relay failures is read at the same time."""
         if time.monotonic() - self.checked_at < CONTROL_CHECK_SECONDS:
             return True
         self.checked_at = time.monotonic()
         # Outcomes not yet committed stay unflushed: flushing them here would take SQLite's
         # write lock (and PostgreSQL's row locks) across the SMTP waits of the next messages.
         with self.db.no_autoflush:
-            status = self.db.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
+            status, failures = self.db.execute(
+                select(Campaign.status, Campaign.relay_failures).where(
+                    Campaign.id == self.campaign_id
+                )
+            ).one()
+        self.relay_failures = bool(failures)
         return status == "running"
 
     # --- one message ----------------------------------------------------------------------
@@ -356,14 +364,15 @@ class Batch:
             self._commit()
 
     def _commit(self) -> None:
-        if self.accepted:
+        if self.accepted and self.relay_failures:
             # The relay takes messages again: the run of relay failures is over.
             self.db.execute(
                 update(Campaign)
                 .where(Campaign.id == self.campaign_id, Campaign.relay_failures > 0)
                 .values(relay_failures=0)
             )
-            self.accepted = 0
+            self.relay_failures = False
+        self.accepted = 0
         self.db.commit()
         self.unrecorded = 0
 
