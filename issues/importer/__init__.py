@@ -19,8 +19,8 @@ gives the English sentence the command line prints.
 
 The modules, in the order a file passes through them: ``encoding`` (bytes to text),
 ``text`` and ``markdown`` (each format's cover, sections and articles), ``lines`` and
-``body`` (article bodies, read alike in both formats) and ``summary``; ``errors`` holds
-the refusal and the warnings. What other packages use is imported from here.
+``body`` (article bodies, read alike in both formats) and ``summary``; ``limits`` refuses
+an issue too large to render and show quickly; ``errors`` holds the refusal and the warnings. What other packages use is imported from here.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from issues.importer.body import Draft
 from issues.importer.encoding import decode
 from issues.importer.errors import NotAnIssue
 from issues.importer.errors import ParseWarning
+from issues.importer.limits import check_limits
 from issues.importer.markdown import looks_like_markdown
 from issues.importer.markdown import split_markdown
 from issues.importer.summary import SUMMARY_CHARS
@@ -166,6 +167,7 @@ def parse_issue(
             if found.section == name
         ]
         sections.append(ParsedSection(name, defaults, articles))
+    check_limits([article for section in sections for article in section.articles])
     return ParsedIssue(
         number=draft.number,
         title=draft.title,
