@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,71 @@ def test_an_unreadable_dkim_key_stops_start_up(app: Any) -> None:
     app.config.update(DKIM_DOMAIN=DOMAIN, DKIM_PRIVATE_KEY_PATH="/nonexistent/dkim.pem")
     with pytest.raises(ConfigError, match="NEWSLETTER_DKIM_PRIVATE_KEY_PATH"):
         check_services(app)
+
+
+BODIES = [
+    b"plain body\r\n",
+    b"",
+    b"\r\n\r\n\r\n",
+    b"no final line break",
+    b"trailing spaces   \r\nand\ttabs\t\there\r\n\r\n\r\n",
+    b"  leading and  inner  runs \r\n \r\n\t\r\n",
+    b"QUJD" * 19 + b"\r\n" + b"=\r\n",
+    # Many single spaces (past the quick look), then a run only at the very end.
+    b"word " * 70 + b"end  \r\n",
+    b"a b\r\n" * 100,
+    b"ends with a space ",
+]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
+def test_the_signature_is_dkimpys_byte_for_byte(key_pair: tuple[Path, bytes], body: bytes) -> None:
+    """Our fast signer writes exactly the header dkimpy writes for the same message and second:
+    same canonical body hash, same header selection and folding, same RSA signature."""
+    path, record = key_pair
+    from mailer import dkim as ours
+
+    issue = signed_bytes(config())
+    head = issue.split(b"\r\n\r\n", 1)[0] + b"\r\nX-Extra:  folded\r\n\tvalue  \r\n"
+    for payload in (issue, head + b"\r\n" + body):
+        theirs, mine = _same_second(payload, path)
+        assert mine == theirs
+        assert dkim.verify(mine + payload, dnsfunc=dns(record))
+    assert ours.relaxed_body(b"") == b""
+
+
+def _same_second(payload: bytes, path: Path) -> tuple[bytes, bytes]:
+    """dkimpy's signature and ours, made within one second (so with the same t= tag)."""
+    from mailer import dkim as ours
+
+    key = ours.signing_key(str(path))
+    while True:
+        second = int(time.time())
+        theirs = dkim.sign(
+            payload,
+            SELECTOR.encode(),
+            DOMAIN.encode(),
+            path.read_bytes(),
+            include_headers=list(ours.SIGNED_HEADERS),
+            canonicalize=(b"relaxed", b"relaxed"),
+        )
+        mine = ours.signature(payload, key, SELECTOR.encode(), DOMAIN.encode(), second)
+        if int(time.time()) == second:
+            return theirs, mine
+
+
+def test_a_key_that_is_not_rsa_is_refused_in_a_sentence(tmp_path: Path) -> None:
+    """An elliptic-curve key cannot make an rsa-sha256 signature: said, not a stack trace."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "ec.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(DkimError, match="must be an RSA key"):
+        signed_bytes(signing_config(path))
