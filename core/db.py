@@ -111,7 +111,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def init_app(app: Flask) -> None:
     """Create the engine and session factory, and close the request's session at teardown."""
     engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions["db"] = sessionmaker(engine, expire_on_commit=False)
+    # Each session knows its app, so that plain functions over a session (issues.store) can
+    # ask the app's registry without an app context.
+    app.extensions["db"] = sessionmaker(engine, expire_on_commit=False, info={"app": app})
     app.teardown_appcontext(_close_session)
 
 

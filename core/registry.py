@@ -37,6 +37,9 @@ class Registry:
     checks: list[Callable[[Flask], None]] = field(default_factory=list)
     # Links on an issue's page to what other packages do with it: (endpoint, label).
     issue_actions: list[tuple[str, Any]] = field(default_factory=list)
+    # Whether readers may already have an issue, from a package that sends it: (session,
+    # issue id) -> bool. An issue any of them says yes to is frozen for good.
+    sent_checks: list[Callable[[Session, int], bool]] = field(default_factory=list)
     # The endpoint editors land on after logging in.
     home: str = "auth.login"
 
@@ -91,3 +94,8 @@ def add_check(app: Flask, check: Callable[[Flask], None]) -> None:
 def add_issue_action(app: Flask, endpoint: str, label: Any) -> None:
     """Link an issue's editor page to ``endpoint`` (called with ``issue_id``)."""
     of(app).issue_actions.append((endpoint, label))
+
+
+def add_sent_check(app: Flask, check: Callable[[Session, int], bool]) -> None:
+    """Count an issue as sent (its content frozen) whenever ``check(db_session, issue_id)``."""
+    of(app).sent_checks.append(check)

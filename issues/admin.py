@@ -211,9 +211,12 @@ def _issue_page(
         issue = issues.load_issue(db.session(), issue_id)
     except issues.NotFound:
         abort(404)
+    sent = issues.is_sent(db.session(), issue)
     page = render_template(
         "web/issues/show.html",
         issue=issue,
+        sent=sent,
+        editable=issue.status == "draft" and not sent,
         warnings=issues.stored_warnings(issue),
         topics=current_app.config["TOPICS"],
         error=error,
@@ -252,10 +255,15 @@ def change_status(issue_id: int) -> Any:
 
     Editors import, check, mark ready and send, as the people who use it expect; an
     association that wants a second pair of eyes turns on NEWSLETTER_SEND_APPROVAL.
+    Taking a ready issue back to draft removes it from the public archive, so it needs the
+    confirmation page's button (``confirmed``); without it the editor is sent there.
     """
+    status = request.form.get("status", "")
+    if status == "draft" and request.form.get("confirmed") != "yes":
+        return redirect(url_for("issues.confirm_draft", issue_id=issue_id), 303)
     try:
         with db.transaction() as db_session:
-            issue = issues.set_status(db_session, issue_id, request.form.get("status", ""))
+            issue = issues.set_status(db_session, issue_id, status)
     except issues.NotFound:
         abort(404)
     except issues.IssueError as error:
@@ -270,6 +278,19 @@ def change_status(issue_id: int) -> Any:
         "info",
     )
     return redirect(url_for("issues.show", issue_id=issue_id))
+
+
+@bp.get("/<int:issue_id>/draft")
+@auth.login_required()
+def confirm_draft(issue_id: int) -> Any:
+    """The confirmation step before a ready issue leaves the public archive to be edited."""
+    try:
+        issue = issues.load_issue(db.session(), issue_id)
+    except issues.NotFound:
+        abort(404)
+    if issue.status != "ready" or issues.is_sent(db.session(), issue):
+        return redirect(url_for("issues.show", issue_id=issue_id))
+    return render_template("web/issues/confirm_draft.html", issue=issue)
 
 
 # --- Uploads waiting for confirmation -----------------------------------------------------

@@ -35,6 +35,9 @@ class Issue(Base):
     source_format: Mapped[str] = mapped_column(String(10), default="text")
     # Each warning as {"msgid", "params"} (translatable); plain strings in older issues.
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # One more at every change of the content (re-import, retag, correction): previews
+    # rendered for one version are never shown for another.
+    version: Mapped[int] = mapped_column(default=1)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,11 +1,15 @@
 """``flask --app web issue ready NUMBER`` and ``issue draft NUMBER``: publish an issue, or take it back.
 
 Ready puts the issue in the public archive and releases it to be sent; draft takes it out of
-the archive again, so that a revised file can replace it. A sent issue stays sent. A wrong
-argument prints one sentence on stderr and exits with status 2, and nothing is changed.
+the archive again, so that it can be edited or a revised file can replace it. At a terminal,
+draft first asks for confirmation, saying so (``--yes`` answers for a script). An issue
+whose send has started (``issues.store.is_sent``) stays as it was sent. A wrong argument
+prints one sentence on stderr and exits with status 2, and nothing is changed.
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 from flask import Flask
@@ -42,11 +46,25 @@ def ready(number: str) -> None:
     click.echo(change_status(number, "ready"))
 
 
-@click.command("draft", help="Set a ready issue back to draft: out of the archive, replaceable.")
+@click.command("draft", help="Set a ready issue back to draft: out of the archive, editable.")
 @click.argument("number")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
-def draft(number: str) -> None:
+def draft(number: str, yes: bool) -> None:
+    if not yes and sys.stdin.isatty() and _status(number) == "ready":
+        confirm_draft(number)
     click.echo(change_status(number, "draft"))
+
+
+def confirm_draft(number: str) -> None:
+    """Ask before a ready issue leaves the public archive; stop with status 1 on no."""
+    question = (
+        f"Issue {number} comes off the website at once: its pages and the links to them show "
+        '"not found" until it is marked ready again. Move it back to draft?'
+    )
+    if not click.confirm(question, default=False):
+        click.echo("Nothing changed.", err=True)
+        raise SystemExit(1)
 
 
 def change_status(number: str, status: str) -> str:
@@ -65,6 +83,11 @@ def change_status(number: str, status: str) -> str:
             refuse(str(error))
     url = f"{current_app.config['BASE_URL'].rstrip('/')}/issues/{issue.number}"
     return DONE[status].format(number=issue.number, url=url)
+
+
+def _status(number: str) -> str | None:
+    """The status of issue ``number``, or None when there is none."""
+    return db.session().scalar(select(Issue.status).where(Issue.number == issue_number(number)))
 
 
 def issue_number(text: str) -> int:

@@ -27,10 +27,12 @@ from sqlalchemy import CursorResult
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import selectinload
 
+from core import registry
 from core.db import utcnow
 from core.i18n import N_
 from issues.importer import ParsedIssue
@@ -130,7 +132,7 @@ def plan(db_session: Session, parsed: ParsedIssue) -> tuple[Action, Issue | None
     issue = db_session.scalars(select(Issue).where(Issue.number == parsed.number)).one_or_none()
     if issue is None:
         return "created", None
-    _check_replaceable(issue)
+    _check_replaceable(db_session, issue)
     return "replaced", issue
 
 
@@ -153,6 +155,7 @@ def store_issue(db_session: Session, parsed: ParsedIssue) -> StoreResult:
         issue.sections.clear()
         # The old rows go first: the new ones reuse their (issue, position) keys.
         db_session.flush()
+        _new_version(db_session, issue)
     _fill_issue(issue, parsed)
     try:
         db_session.flush()
@@ -168,8 +171,8 @@ def store_issue(db_session: Session, parsed: ParsedIssue) -> StoreResult:
     return StoreResult(issue, action)
 
 
-def _check_replaceable(issue: Issue) -> None:
-    if issue.status == "sent":
+def _check_replaceable(db_session: Session, issue: Issue) -> None:
+    if is_sent(db_session, issue):
         raise IssueError(
             N_("Issue %(number)s has already been sent, so it cannot be replaced."),
             number=issue.number,
@@ -181,6 +184,52 @@ def _check_replaceable(issue: Issue) -> None:
             ),
             number=issue.number,
         )
+
+
+# --- Who may change an issue ----------------------------------------------------------------
+
+
+def is_sent(db_session: Session, issue: Issue) -> bool:
+    """Whether readers may have the issue: it is marked sent, or a send of it has started.
+
+    The issue is marked sent only when its send is done, but from the first batch on readers
+    hold its text and links into the archive; so the other packages (campaigns) say, through
+    ``core.registry.add_sent_check``, whether a send of it ever started. The app is the one
+    the session was made for (``core.db``), so no app context is needed.
+    """
+    if issue.status == "sent":
+        return True
+    checks = registry.of(db_session.info["app"]).sent_checks
+    return any(check(db_session, issue.id) for check in checks)
+
+
+def check_editable(db_session: Session, issue: Issue) -> None:
+    """Refuse a change to ``issue``'s content unless it is a draft nobody has received.
+
+    A ready issue is public in the archive, so it goes back to draft first (out of the
+    archive); a sent one stays as its readers received it, for good.
+    """
+    if is_sent(db_session, issue):
+        raise IssueError(
+            N_("Issue %(number)s has been sent; its content stays as readers received it."),
+            number=issue.number,
+        )
+    if issue.status != "draft":
+        raise IssueError(
+            N_(
+                "Issue %(number)s is ready and published to the website; "
+                "move it back to draft before changing it."
+            ),
+            number=issue.number,
+        )
+
+
+def _new_version(db_session: Session, issue: Issue) -> None:
+    """Count a change of the issue's content (previews are cached by this version).
+
+    The increment happens in the database, so two editors saving at once make two versions.
+    """
+    db_session.execute(update(Issue).where(Issue.id == issue.id).values(version=Issue.version + 1))
 
 
 def _fill_issue(issue: Issue, parsed: ParsedIssue) -> None:
@@ -319,22 +368,21 @@ def retag_article(
     article = get_article(db_session, article_id)
     if set(chosen) == set(article.topics):
         return article
-    if article.section.issue.status == "sent":
-        raise IssueError(
-            N_("Issue %(number)s has already been sent, so its topics can no longer change."),
-            number=article.section.issue.number,
-        )
+    check_editable(db_session, article.section.issue)
     article.topics = tuple(topic for topic in allowed if topic in chosen)
+    _new_version(db_session, article.section.issue)
     return article
 
 
 def set_status(db_session: Session, issue_id: int, status: str) -> Issue:
     """Move an issue between draft and ready (ready: checked, in the public archive, and no
-    longer replaced by a re-import). Only the send path marks an issue sent."""
+    longer replaced by a re-import). Only the send path marks an issue sent; once a send of
+    it has started it never goes back to draft. Pages and commands ask the editor to confirm
+    taking a ready issue out of the archive before they call this."""
     issue = load_issue(db_session, issue_id)
     if status not in ("draft", "ready"):
         raise IssueError(N_("An issue can only be set to draft or ready here."))
-    if issue.status == "sent":
+    if is_sent(db_session, issue):
         raise IssueError(
             N_("Issue %(number)s has already been sent and stays sent."), number=issue.number
         )
@@ -345,27 +393,42 @@ def set_status(db_session: Session, issue_id: int, status: str) -> Issue:
 def correct_article(
     db_session: Session, article_id: int, *, title: str | None = None, summary: str | None = None
 ) -> Article:
-    """Correct an article's title and/or summary; an empty title is refused."""
+    """Correct an article's title and/or summary; an empty title is refused, and so is any
+    change to an issue that is not a draft (``check_editable``)."""
     article = get_article(db_session, article_id)
-    if title is not None:
-        title = " ".join(title.split())
-        if not title:
-            raise IssueError(N_("The title cannot be empty."))
-        if len(title) > TITLE_LIMIT:
-            raise IssueError(
-                N_("The title is too long; keep it under %(limit)s characters."),
-                limit=TITLE_LIMIT,
-            )
-        article.title = title
-    if summary is not None:
-        summary = summary.strip()
-        if len(summary) > SUMMARY_MAX_CHARS:
-            raise IssueError(
-                N_("The summary is too long; keep it under %(limit)s characters."),
-                limit=SUMMARY_MAX_CHARS,
-            )
-        article.summary = summary
+    title = None if title is None else _checked_title(title)
+    summary = None if summary is None else _checked_summary(summary)
+    changed = (title is not None and title != article.title) or (
+        summary is not None and summary != article.summary
+    )
+    if not changed:
+        return article
+    check_editable(db_session, article.section.issue)
+    article.title = article.title if title is None else title
+    article.summary = article.summary if summary is None else summary
+    _new_version(db_session, article.section.issue)
     return article
+
+
+def _checked_title(title: str) -> str:
+    title = " ".join(title.split())
+    if not title:
+        raise IssueError(N_("The title cannot be empty."))
+    if len(title) > TITLE_LIMIT:
+        raise IssueError(
+            N_("The title is too long; keep it under %(limit)s characters."), limit=TITLE_LIMIT
+        )
+    return title
+
+
+def _checked_summary(summary: str) -> str:
+    summary = summary.strip()
+    if len(summary) > SUMMARY_MAX_CHARS:
+        raise IssueError(
+            N_("The summary is too long; keep it under %(limit)s characters."),
+            limit=SUMMARY_MAX_CHARS,
+        )
+    return summary
 
 
 # --- Uploads waiting for the editor's confirmation --------------------------------------------

@@ -330,25 +330,50 @@ def test_invalid_changes_are_refused_and_nothing_is_saved(
     assert fresh is not None and (fresh.topics, fresh.title, fresh.summary) == before
 
 
-def test_a_sent_issue_can_be_corrected_but_not_retagged(
+def test_a_sent_issue_cannot_be_corrected_or_retagged(
     editor: FlaskClient, db: Session, stored: Issue
 ) -> None:
-    """A sent issue's page offers no topic boxes; a title correction is still saved."""
+    """A sent issue's page offers no edit form, and a forced post changes nothing (issue 13.5)."""
     stored.status = "sent"
     db.commit()
     page = editor.get(f"/editor/issues/{stored.id}").get_data(as_text=True)
-    assert 'name="topics"' not in page and "主题不能再修改" in page
+    assert 'name="topics"' not in page and 'name="title"' not in page
+    assert "本期已发给读者" in page
     article = stored.sections[2].articles[0]
-    token = csrf_token(editor, f"/editor/issues/{stored.id}")
-    response = editor.post(
-        f"/editor/issues/{stored.id}/articles/{article.id}",
-        data={"csrf_token": token, "title": "存档更正", "summary": article.summary},
-    )
-    assert response.status_code == 302
+    before = (article.title, article.summary, article.topics)
+    forced = edit(editor, stored, article, topics=["policy"], title="存档更正", summary="改")
+    assert forced.status_code == 400 and "内容保持读者收到时的样子" in forced.get_data(as_text=True)
+    untagged = edit(editor, stored, article, retag="", title="存档更正", summary=article.summary)
+    assert untagged.status_code == 400
     fresh = db.get(Article, article.id, populate_existing=True)
-    assert fresh is not None and (fresh.title, fresh.topics) == ("存档更正", article.topics)
-    forced = edit(editor, stored, article, topics=["policy"], title="存档更正")
-    assert forced.status_code == 400 and "主题不能再修改" in forced.get_data(as_text=True)
+    assert fresh is not None and (fresh.title, fresh.summary, fresh.topics) == before
+
+
+def test_a_ready_issue_is_edited_only_after_a_confirmed_move_to_draft(
+    editor: FlaskClient, app: Flask, db: Session, stored: Issue
+) -> None:
+    """A ready issue's page has no edit form; back to draft asks first, saying it leaves the
+    website, and only the confirmation's button moves it; then the edit is saved."""
+    db.execute(update(Issue).values(status="ready"))
+    db.commit()
+    show = f"/editor/issues/{stored.id}"
+    page = editor.get(show).get_data(as_text=True)
+    assert 'name="title"' not in page and f"{show}/draft" in page
+    article = stored.sections[2].articles[0]
+    forced = edit(editor, stored, article, title="悄悄改掉的标题", summary=article.summary)
+    assert forced.status_code == 400 and "请先改回草稿" in forced.get_data(as_text=True)
+    token = csrf_token(editor, show)
+    asked = editor.post(f"{show}/status", data={"status": "draft", "csrf_token": token})
+    assert asked.status_code == 303 and asked.headers["Location"] == f"{show}/draft"
+    confirmation = editor.get(f"{show}/draft").get_data(as_text=True)
+    assert "立即从网站上撤下" in confirmation and 'name="confirmed" value="yes"' in confirmation
+    assert app.test_client().get(f"/issues/{stored.number}").status_code == 200
+    editor.post(f"{show}/status", data={"status": "draft", "confirmed": "yes", "csrf_token": token})
+    assert app.test_client().get(f"/issues/{stored.number}").status_code == 404
+    saved = edit(editor, stored, article, title="改过的标题", summary=article.summary)
+    assert saved.status_code == 302
+    fresh = db.get(Article, article.id, populate_existing=True)
+    assert fresh is not None and fresh.title == "改过的标题"
 
 
 def test_a_change_without_csrf_token_is_refused(
@@ -420,7 +445,10 @@ def test_marking_ready_publishes_to_the_archive_and_draft_hides_it(
     )
     assert response.status_code == 302
     assert public.get(f"/issues/{stored.number}").status_code == 200
-    editor.post(f"/editor/issues/{stored.id}/status", data={"status": "draft", "csrf_token": token})
+    editor.post(
+        f"/editor/issues/{stored.id}/status",
+        data={"status": "draft", "confirmed": "yes", "csrf_token": token},
+    )
     assert public.get(f"/issues/{stored.number}").status_code == 404
     refused = editor.post(
         f"/editor/issues/{stored.id}/status",
@@ -430,7 +458,10 @@ def test_marking_ready_publishes_to_the_archive_and_draft_hides_it(
     assert "这里只能把本期设为草稿或已就绪" in refused.get_data(as_text=True)
     db.execute(update(Issue).values(status="sent"))
     db.commit()
-    editor.post(f"/editor/issues/{stored.id}/status", data={"status": "draft", "csrf_token": token})
+    editor.post(
+        f"/editor/issues/{stored.id}/status",
+        data={"status": "draft", "confirmed": "yes", "csrf_token": token},
+    )
     db.expire_all()
     assert db.get(Issue, stored.id).status == "sent"  # type: ignore[union-attr]
 
@@ -446,7 +477,8 @@ def test_a_plain_editor_can_publish_and_unpublish(
         db.execute(update(Issue).values(status=before))
         db.commit()
         response = editor.post(
-            f"/editor/issues/{stored.id}/status", data={"status": asked, "csrf_token": token}
+            f"/editor/issues/{stored.id}/status",
+            data={"status": asked, "confirmed": "yes", "csrf_token": token},
         )
         assert response.status_code == 302
         db.expire_all()

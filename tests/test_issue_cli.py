@@ -255,6 +255,32 @@ def test_a_sent_issue_is_not_replaced(
     assert "12项" not in db.scalars(select(Article.summary).where(Article.number == 1)).one()
 
 
+def test_an_issue_whose_send_started_cannot_go_back_to_draft_nor_be_replaced(
+    runner: FlaskCliRunner, db: Session, tmp_path: Path, seed_bytes: bytes
+) -> None:
+    """A ready issue with a running send is sent for the commands too: draft exits 2 and a
+    re-import exits 2, and the issue stays ready and unchanged."""
+    from campaigns.models import Campaign
+    from core.db import utcnow
+
+    assert run(runner, SEED).exit_code == 0
+    assert runner.invoke(args=["issue", "ready", "361"]).exit_code == 0
+    issue = db.scalars(select(Issue)).one()
+    db.add(
+        Campaign(issue_id=issue.id, status="running", created_by="a@x.test", started_at=utcnow())
+    )
+    db.commit()
+    draft = runner.invoke(args=["issue", "draft", "361", "--yes"])
+    assert draft.exit_code == 2
+    assert draft.stderr.strip() == "Issue 361 has already been sent and stays sent."
+    revised = seed_bytes.replace("共颁发技术创新奖10项".encode(), "共颁发技术创新奖12项".encode())
+    result = run(runner, written(tmp_path, revised))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Issue 361 has already been sent, so it cannot be replaced."
+    db.expire_all()
+    assert db.scalars(select(Issue.status)).one() == "ready"
+
+
 def test_issue_list(runner: FlaskCliRunner) -> None:
     """issue list says when there is nothing, then shows each imported issue on a line."""
     assert "No issues have been imported yet." in runner.invoke(args=["issue", "list"]).output

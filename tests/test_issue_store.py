@@ -220,16 +220,59 @@ def test_retag_refuses_an_unknown_topic(db: Session, article: Article) -> None:
     assert db.get(Article, article.id, populate_existing=True).topics == before  # type: ignore[union-attr]
 
 
-def test_topics_of_a_sent_issue_cannot_change(db: Session, article: Article) -> None:
-    """Once sent, an issue's topics stay; its titles can still be corrected for the archive."""
+def test_a_sent_issue_cannot_change_at_all(db: Session, article: Article) -> None:
+    """Once sent, neither topics nor titles nor summaries change (issue 13.5); asking for
+    what is already there is no change and is not refused."""
     article.section.issue.status = "sent"
     db.commit()
-    with pytest.raises(issues.IssueError, match="topics can no longer change"):
+    frozen = "Issue 361 has been sent; its content stays as readers received it."
+    with pytest.raises(issues.IssueError, match=frozen):
         issues.retag_article(db, article.id, ["policy"], TOPICS)
+    with pytest.raises(issues.IssueError, match=frozen):
+        issues.correct_article(db, article.id, title="更正后的标题")
+    with pytest.raises(issues.IssueError, match=frozen):
+        issues.correct_article(db, article.id, summary="新的摘要。")
     issues.retag_article(db, article.id, list(article.topics), TOPICS)
-    issues.correct_article(db, article.id, title="更正后的标题")
+    issues.correct_article(db, article.id, title=article.title, summary=article.summary)
     db.commit()
-    assert db.get(Article, article.id, populate_existing=True).title == "更正后的标题"  # type: ignore[union-attr]
+    fresh = db.get(Article, article.id, populate_existing=True)
+    assert fresh is not None and fresh.title != "更正后的标题"
+
+
+def test_a_ready_issue_is_edited_only_after_going_back_to_draft(
+    db: Session, article: Article
+) -> None:
+    """A ready issue is public: its article changes are refused until it is a draft again."""
+    issue = article.section.issue
+    issues.set_status(db, issue.id, "ready")
+    db.commit()
+    published = "ready and published to the website; move it back to draft before changing it"
+    with pytest.raises(issues.IssueError, match=published):
+        issues.correct_article(db, article.id, title="悄悄改掉的标题")
+    with pytest.raises(issues.IssueError, match=published):
+        issues.retag_article(db, article.id, ["policy"], TOPICS)
+    issues.set_status(db, issue.id, "draft")
+    issues.correct_article(db, article.id, title="改过的标题")
+    issues.retag_article(db, article.id, ["policy"], TOPICS)
+    db.commit()
+    fresh = db.get(Article, article.id, populate_existing=True)
+    assert fresh is not None and (fresh.title, fresh.topics) == ("改过的标题", ("policy",))
+
+
+def test_every_change_of_content_makes_a_new_version(db: Session, article: Article) -> None:
+    """Retagging and correcting count versions (previews are cached by them); no-ops do not."""
+    issue = article.section.issue
+    versions = [issue.version]
+    for change in (
+        lambda: issues.retag_article(db, article.id, ["policy"], TOPICS),
+        lambda: issues.correct_article(db, article.id, title="新标题"),
+        lambda: issues.correct_article(db, article.id, title="新标题"),
+    ):
+        change()
+        db.commit()
+        db.refresh(issue)
+        versions.append(issue.version)
+    assert versions == [1, 2, 3, 3]
 
 
 @pytest.mark.parametrize(
@@ -311,3 +354,55 @@ def test_ids_outside_the_integer_column_are_not_found(db: Session, number: int) 
         issues.load_issue(db, number)
     with pytest.raises(issues.NotFound):
         issues.get_article(db, number)
+
+
+def start_a_send(db: Session, issue: Issue, status: str) -> None:
+    """A send of ``issue`` that started (as campaigns.control.start leaves it), now ``status``."""
+    from campaigns.models import Campaign
+    from core.db import utcnow
+
+    db.add(
+        Campaign(
+            issue_id=issue.id,
+            status=status,
+            created_by="chief@newsletter.test",
+            started_at=utcnow(),
+        )
+    )
+    db.commit()
+
+
+@pytest.mark.parametrize("status", ["running", "paused", "cancelled"])
+def test_a_ready_issue_whose_send_started_is_frozen(
+    app: Flask, db: Session, article: Article, seed_bytes: bytes, status: str
+) -> None:
+    """Readers hold a ready issue from the send's first batch: it counts as sent before the
+    send is done, so it neither goes back to draft nor changes nor is re-imported over."""
+    issue = article.section.issue
+    issues.set_status(db, issue.id, "ready")
+    db.commit()
+    assert not issues.is_sent(db, issue)
+    start_a_send(db, issue, status)
+    assert issues.is_sent(db, issue)
+    with pytest.raises(issues.IssueError, match="has already been sent and stays sent"):
+        issues.set_status(db, issue.id, "draft")
+    with pytest.raises(issues.IssueError, match="its content stays as readers received it"):
+        issues.correct_article(db, article.id, title="发出后改的标题")
+    with pytest.raises(issues.IssueError, match="has already been sent, so it cannot be replaced"):
+        issues.store_issue(db, parse(app, revised(seed_bytes)))
+    db.rollback()
+    assert db.get(Issue, issue.id, populate_existing=True).status == "ready"  # type: ignore[union-attr]
+
+
+def test_a_send_that_never_started_does_not_freeze(db: Session, article: Article) -> None:
+    """A send scheduled but not begun (or cancelled before it began) reached nobody."""
+    from campaigns.models import Campaign
+
+    issue = article.section.issue
+    issues.set_status(db, issue.id, "ready")
+    db.add(Campaign(issue_id=issue.id, status="scheduled", created_by="chief@newsletter.test"))
+    db.commit()
+    assert not issues.is_sent(db, issue)
+    issues.set_status(db, issue.id, "draft")
+    issues.correct_article(db, article.id, title="定时发送前改的标题")
+    db.commit()

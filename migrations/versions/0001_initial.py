@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 07:15:40.792930
+Create Date: 2026-12-02 11:54:16.589403
 """
 
 from collections.abc import Sequence
@@ -41,6 +41,7 @@ def upgrade() -> None:
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('source_format', sa.String(length=10), nullable=False),
     sa.Column('warnings', sa.JSON(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('imported_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_issue')),
