@@ -3,11 +3,20 @@
 The email is shown in a sandboxed iframe, served by its own route with a strict Content
 Security Policy of its own: it needs inline styles (as every email does) but may run no
 script, load nothing from elsewhere but images, and submit no form.
+
+Each edition is rendered once per web process and kept (``Renders``), keyed by the issue's
+content version, so the list of 28 editions, an edition's page and its iframe do not render
+again on every view; any edit makes a new version, which is rendered afresh.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint
 from flask import Flask
@@ -47,11 +56,61 @@ EMAIL_POLICY = "; ".join(
     ]
 )
 
+# Editions kept per web process, least recently viewed dropped first: the 28 editions of a
+# few issues, each at most the HTML budget plus its text part (some 25 MB in all).
+RENDERS_KEPT = 128
+# The settings a render depends on besides the issue and the edition.
+RENDER_SETTINGS = ("HTML_BUDGET_BYTES", "BASE_URL", "MAIL_FROM_NAME")
+
 bp = Blueprint("preview", __name__, url_prefix="/editor/previews")
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.extensions["issues.preview_renders"] = Renders(RENDERS_KEPT)
+
+
+class Renders:
+    """Finished renders (or the budget refusal) by key, at most ``size``, safe across threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, RenderedSegment | str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> RenderedSegment | str | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key: Hashable, value: RenderedSegment | str) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def render_key(issue: Issue, segment: Segment, config: Mapping[str, Any]) -> Hashable:
+    """What a render depends on: the issue's content version, the edition and the settings."""
+    settings = tuple(str(config[name]) for name in RENDER_SETTINGS)
+    return (issue.id, issue.version, issue.content_hash, segment, settings)
+
+
+def rendered(issue: Issue, segment: Segment) -> RenderedSegment | str:
+    """The edition ``segment`` of ``issue``, rendered once per content version; or, when it
+    cannot fit the size budget, the sentence saying so."""
+    renders: Renders = current_app.extensions["issues.preview_renders"]
+    key = render_key(issue, segment, current_app.config)
+    found = renders.get(key)
+    if found is None:
+        try:
+            found = render_segment(issue, segment, current_app.config)
+        except BudgetExceeded as error:
+            found = str(error)
+        renders.put(key, found)
+    return found
 
 
 @dataclass(frozen=True)
@@ -73,10 +132,10 @@ def _issue(number: int) -> Issue:
 
 def _row(issue: Issue, segment: Segment) -> Row:
     topics = topic_names(segment.topics, str(get_locale() or "zh"))
-    try:
-        return Row(segment, topics, render_segment(issue, segment, current_app.config), None)
-    except BudgetExceeded as error:
-        return Row(segment, topics, None, str(error))
+    found = rendered(issue, segment)
+    if isinstance(found, str):
+        return Row(segment, topics, None, found)
+    return Row(segment, topics, found, None)
 
 
 def _segment(number: int, topics: str, edition: str, locale: str) -> tuple[Issue, Row]:
