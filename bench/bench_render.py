@@ -7,6 +7,10 @@ path does: ``issue_mail`` once per segment, then ``message`` per recipient) agai
 earlier way through the email package's builder, generator and parser, and the ratio of a
 full render to a personalisation, which says how much rendering once per segment instead of
 once per recipient saves. Timings are medians after a warm-up.
+
+Then the bounds of fitting the budget (issue 13.4): for the seed's heaviest edition and for
+300 and 1,200 short articles (too many to fit even as excerpts) and longer ones (which fit
+once some are shortened), the seconds and the number of template renders one edition takes.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
 from email.parser import BytesParser
 from email.policy import SMTP
 from pathlib import Path
@@ -23,12 +29,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import mailer.render  # noqa: E402
 from core.config import DEFAULTS  # noqa: E402  (the path is set just above)
 from issues.importer import parse_issue  # noqa: E402
 from mailer.message import build_message  # noqa: E402
 from mailer.message import issue_mail  # noqa: E402
 from mailer.message import mailbox  # noqa: E402
 from mailer.message import make_message_id  # noqa: E402
+from mailer.render import BudgetExceeded  # noqa: E402
 from mailer.render import RenderedSegment  # noqa: E402
 from mailer.render import render_segment  # noqa: E402
 from mailer.segments import Recipient  # noqa: E402
@@ -79,6 +87,77 @@ def email_package_message(rendered: RenderedSegment, reader: Recipient, config: 
     return BytesParser(policy=SMTP).parsebytes(payload)
 
 
+@dataclass
+class Piece:
+    title: str
+    text: str
+    byline: str | None = None
+    source: str | None = "示例芯闻"
+    summary: str = ""
+    topics: list[str] = field(default_factory=list)
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        return [{"type": "paragraph", "text": self.text}]
+
+
+@dataclass
+class Part:
+    name: str
+    articles: list[Piece]
+    topics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Made:
+    sections: list[Part]
+    number: int = 999
+    title: str = "天堂之芯"
+    period: str | None = "2026-05"
+
+
+def made(count: int, words: str, repeat: int) -> Made:
+    pieces = [Piece(f"第{n}篇", words * (repeat + n % 7)) for n in range(1, count + 1)]
+    return Made([Part("芯动态", pieces)])
+
+
+def counted_render(issue: Any, segment: Any, config: Any) -> tuple[float, int, str]:
+    """Seconds, template renders and outcome of rendering one edition once."""
+    real = mailer.render.render_pair
+    calls = 0
+
+    def counting(name: str, locale: str, **context: Any) -> tuple[str, str]:
+        nonlocal calls
+        calls += 1
+        return real(name, locale, **context)
+
+    mailer.render.render_pair = counting
+    start = time.perf_counter()
+    try:
+        rendered = render_segment(issue, segment, config)
+        outcome = f"{rendered.html_bytes:,} B, {len(rendered.shortened)} shortened"
+    except BudgetExceeded:
+        outcome = "over the budget even as excerpts"
+    finally:
+        mailer.render.render_pair = real
+    return time.perf_counter() - start, calls, outcome
+
+
+def bounds(config: dict[str, Any], seed: Any) -> None:
+    heaviest = make_segment(config["TOPICS"], "full", "zh", config["TOPICS"])
+    cases: list[tuple[str, Any, dict[str, Any]]] = [("seed issue", seed, config)]
+    for count in (300, 1200):
+        cases.append((f"{count} short articles", made(count, "短文章正文。", 20), config))
+        longer = made(count, "较长的文章正文。", 60)
+        whole = render_segment(longer, heaviest, {**config, "HTML_BUDGET_BYTES": 10**9})
+        budget = {**config, "HTML_BUDGET_BYTES": whole.html_bytes - 20_000}
+        cases.append((f"{count} longer articles, fitting", longer, budget))
+    print(f"fitting the budget, edition {heaviest.key}:")
+    for name, issue, settings in cases:
+        seconds, calls, outcome = counted_render(issue, heaviest, settings)
+        print(f"  {name:32} {seconds:7.2f} s {calls:5} renders  ({outcome})")
+
+
 def main(argv: list[str]) -> int:
     runs = int(argv[1]) if len(argv) > 1 else 20
     if not SEED.is_file():
@@ -113,6 +192,7 @@ def main(argv: list[str]) -> int:
     print(f"  speed-up of the message build:      {baseline / message:8.1f}×")
     print(f"ratio full render / personalisation:  {render / personalise:8.1f}×")
     print(f"ratio full render / whole message:    {render / message:8.1f}×")
+    bounds(config, issue)
     return 0
 
 
