@@ -107,3 +107,15 @@ def test_the_upload_page_refuses_in_the_editors_language(
     assert sentence in response.get_data(as_text=True)
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Issue)) == 0
+
+
+def test_tables_holding_too_much_text_are_refused() -> None:
+    """Cells each under their bound can still add up to a page of megabytes: refused."""
+    message = refusal(table(2, rows=100, cell="字" * 600))
+    assert message.startswith("The tables in “表格” hold 121200 characters, more than the 100000")
+
+
+def test_a_long_running_text_is_still_read() -> None:
+    """The bounds are on articles and tables: a long paragraph is read as before."""
+    parsed = parse_issue((FRONT + "## 长文\n\n" + "很长的正文。" * 50_000 + "\n").encode())
+    assert parsed.articles[0].chars == 300_000
