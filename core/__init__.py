@@ -17,6 +17,7 @@ __all__ = ["ConfigError", "create_app"]
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the web app (and, through it, the Celery app) from the configuration layers."""
+    from core import account
     from core import auth
     from core import celery
     from core import cli
@@ -46,6 +47,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(views.public)
     app.jinja_env.globals["current_editor"] = auth.current_editor
     _register_packages(app)
+    app.register_blueprint(account.bp)
+    registry.add_nav(app, "account.accounts", _l("Editors"), role="admin")
+    registry.add_nav(app, "account.index", _l("My account"))
     if app.config["ENV"] == "development" and app.config["CAPTURE_DIR"]:
         app.register_blueprint(devmail.bp)
         registry.add_nav(app, "devmail.inbox", _l("Captured mail"))

@@ -10,10 +10,13 @@ import click
 from flask import Flask
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.orm import Session
 
 from core import auth
 from core import db
 from core import migrate
+from core import sessions
+from core import totp
 
 
 def init_app(app: Flask) -> None:
@@ -51,12 +54,38 @@ def set_password(email: str, password: str) -> None:
     except auth.AccountError as error:
         fail(str(error))
     with db.transaction() as db_session:
-        editor = auth.find_editor(db_session, email)
-        if editor is None:
-            fail(f"There is no editor account for {email}.")
-        assert editor is not None
-        editor.password_hash = auth.hash_password(password)
-    click.echo(f"Password changed for {email}.")
+        editor = _editor(db_session, email)
+        auth.set_password(db_session, editor, password)
+    click.echo(f"Password changed for {email}; every session of that editor has ended.")
+
+
+@editors.command(
+    "reset-two-factor",
+    help="Turn an editor's two-factor login off (a lost phone and codes); their sessions end.",
+)
+@click.argument("email")
+def reset_two_factor(email: str) -> None:
+    with db.transaction() as db_session:
+        editor = _editor(db_session, email)
+        totp.disable(db_session, editor)
+        sessions.end_all(db_session, editor.id)
+    click.echo(f"Two-factor login is off for {email}; they set it up again if it is required.")
+
+
+@editors.command("end-sessions", help="Log an editor out everywhere.")
+@click.argument("email")
+def end_sessions(email: str) -> None:
+    with db.transaction() as db_session:
+        count = sessions.end_all(db_session, _editor(db_session, email).id)
+    click.echo(f"Ended {count} sessions of {email}.")
+
+
+def _editor(db_session: Session, email: str) -> auth.Editor:
+    editor = auth.find_editor(db_session, email)
+    if editor is None:
+        fail(f"There is no editor account for {email}.")
+    assert editor is not None
+    return editor
 
 
 @editors.command("list", help="List editor accounts.")

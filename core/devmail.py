@@ -1,4 +1,4 @@
-"""Development only: the mail captured by ``mailer.capture``, viewable in the browser at /dev/mail."""
+"""Development only: the mail captured by ``mailer.capture``, for logged-in editors at /dev/mail."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from flask import abort
 from flask import current_app
 from flask import render_template
 from werkzeug.wrappers import Response
+
+from core import auth
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 
@@ -36,6 +38,13 @@ def _load(name: str) -> EmailMessage:
         message = BytesParser(policy=policy.default).parse(handle)
     assert isinstance(message, EmailMessage)
     return message
+
+
+@bp.before_request
+def _editors_only() -> Response | None:
+    # Captured mail holds live confirmation, preference and unsubscribe links: editors only,
+    # in development too.
+    return auth.gate()
 
 
 @bp.get("/")

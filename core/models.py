@@ -7,6 +7,8 @@ import importlib
 # Every module that defines models; `make migration` autogenerates from what these register.
 MODEL_MODULES = (
     "core.auth",
+    "core.sessions",
+    "core.totp",
     "mailer.models",
     "issues.models",
     "subscribers.models",

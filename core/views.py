@@ -11,10 +11,8 @@ from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
 from flask import url_for
 from flask_babel import gettext as _
-from limits import parse as parse_limit
 from werkzeug.wrappers import Response
 
 from core import auth
@@ -70,36 +68,32 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def check_account_limit(email: str) -> None:
-    """Count a login attempt against the address tried, from whatever IP it comes: 429 past the limit.
-
-    Counted by hand, not with a limiter decorator, so no response header tells anyone how
-    often an address was tried lately.
-    """
-    if not limiter.enabled:
-        return
-    limit = parse_limit(str(current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]))
-    if not limiter.limiter.hit(limit, "login-account", email.strip().lower()):
-        abort(429)
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def login() -> str | Response:
     form = LoginForm()
     if form.validate_on_submit():
-        check_account_limit(form.email.data or "")
+        email, client = form.email.data or "", auth.client_key(request.remote_addr)
+        if auth.login_refused(email, client):
+            abort(429)
         with db.transaction() as db_session:
-            editor = auth.authenticate(db_session, form.email.data or "", form.password.data or "")
-        if editor is not None:
-            auth.log_in(editor)
+            editor = auth.authenticate(db_session, email, form.password.data or "")
+            if editor is not None and editor.totp_enabled_at is None:
+                auth.log_in(db_session, editor)
+        if editor is None:
+            auth.record_login_failure(email, client)
+            flash(_("The email or password is not right."), "error")
+        elif editor.totp_enabled_at is not None:
+            auth.await_second_step(editor)
+            return redirect(url_for("account.login_code", next=request.args.get("next")))
+        else:
             return redirect(safe_next(request.args.get("next")))
-        flash(_("The email or password is not right."), "error")
     return render_template("web/editor/login.html", form=form)
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    session.clear()
+    with db.transaction() as db_session:
+        auth.log_out(db_session)
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))

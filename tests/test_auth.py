@@ -109,7 +109,7 @@ def test_login_is_rate_limited(app: Flask, client: FlaskClient, db: Session) -> 
 def test_one_account_is_rate_limited_across_addresses(
     app: Flask, client: FlaskClient, db: Session
 ) -> None:
-    """Guesses at one account spread over many IPs are capped by LOGIN_ACCOUNT_RATE_LIMIT; other accounts are not."""
+    """Guesses at one account spread over many IPs are capped by LOGIN_ACCOUNT_RATE_LIMIT: past it, every IP that failed is refused; other accounts are not."""
     make_editor(db)
     limit = int(app.config["LOGIN_ACCOUNT_RATE_LIMIT"].split()[0])
     token = csrf_token(client, "/editor/login")
@@ -124,8 +124,44 @@ def test_one_account_is_rate_limited_across_addresses(
 
     for number in range(limit):
         assert attempt(number, "Editor@Newsletter.test", "wrong password") == 200
-    assert attempt(limit, "editor@newsletter.test", "correct horse battery") == 429
+    for number in range(limit):
+        assert attempt(number, "editor@newsletter.test", "correct horse battery") == 429
     assert attempt(limit + 1, "other@newsletter.test", "wrong password") == 200
+
+
+def test_guessing_cannot_lock_an_editor_out(app: Flask, client: FlaskClient, db: Session) -> None:
+    """Thirty wrong passwords from other IPs: a fresh client's wrong guess is checked once, then refused, and the editor's right password from a fresh client logs in."""
+    make_editor(db)
+    limit = int(app.config["LOGIN_ACCOUNT_RATE_LIMIT"].split()[0])
+    token = csrf_token(client, "/editor/login")
+
+    def attempt(address: str, password: str) -> int:
+        return client.post(
+            "/editor/login",
+            data={"email": "editor@newsletter.test", "password": password, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": address},
+        ).status_code
+
+    for number in range(limit):
+        assert attempt(f"10.1.0.{number + 1}", "wrong password") == 200
+    assert attempt("10.1.0.1", "wrong password") == 429
+    assert attempt("10.2.0.1", "another guess") == 200
+    assert attempt("10.2.0.1", "a third guess") == 429
+    assert attempt("2001:db8::1", "v6 guess") == 200
+    assert attempt("2001:db8::2", "same /64 network") == 429
+    editor_browser = app.test_client()
+    token = csrf_token(editor_browser, "/editor/login")
+    response = editor_browser.post(
+        "/editor/login",
+        data={
+            "email": "editor@newsletter.test",
+            "password": "correct horse battery",
+            "csrf_token": token,
+        },
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert response.status_code == 302
+    assert editor_browser.get("/editor/").status_code == 200
 
 
 def test_changing_the_password_ends_existing_sessions(

@@ -1,21 +1,26 @@
-"""The development mail viewer: only captured files are shown, and their HTML only sandboxed."""
+"""The development mail viewer: editors only, only captured files shown, their HTML only sandboxed."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 
 from core import create_app
 from mailer.message import build_message
+from tests.helpers import log_in
+from tests.helpers import make_editor
 
 NAME = "20260101T000000000000-000001.eml"
 
 
 @pytest.fixture
-def viewer(tmp_path: Path) -> FlaskClient:
-    """A development app whose capture folder holds one HTML email and a stray file."""
+def viewer(app: Flask, settings: dict[str, Any], tmp_path: Path, db: Session) -> FlaskClient:
+    """A development app whose capture folder holds one HTML email and a stray file, with an editor logged in."""
     folder = tmp_path / "mail"
     folder.mkdir()
     message = build_message(
@@ -26,15 +31,28 @@ def viewer(tmp_path: Path) -> FlaskClient:
     (folder / NAME).write_bytes(message.as_bytes())
     (folder / "notes.eml").write_bytes(b"Subject: not captured by us\r\n\r\nhi\r\n")
     (tmp_path / "secret.eml").write_bytes(b"Subject: outside\r\n\r\nsecret\r\n")
-    app = create_app(
-        {
-            "ENV": "development",
-            "CAPTURE_DIR": str(folder),
-            "DATABASE_URL": "sqlite://",
-            "RATELIMIT_STORAGE_URL": "memory://",
-        }
+    development = create_app(
+        {**settings, "TESTING": True, "ENV": "development", "CAPTURE_DIR": str(folder)}
     )
-    return app.test_client()
+    make_editor(db)
+    client = development.test_client()
+    log_in(client)
+    return client
+
+
+def test_anonymous_visitors_are_sent_to_the_login(viewer: FlaskClient) -> None:
+    """Without an editor's login, no captured email, list or file is shown, in development too."""
+    anonymous = viewer.application.test_client()
+    for path in (
+        "/dev/mail/",
+        f"/dev/mail/{NAME}",
+        f"/dev/mail/{NAME}/html",
+        f"/dev/mail/{NAME}/raw",
+    ):
+        response = anonymous.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/editor/login?next=")
+        assert b"html words" not in response.get_data() and b"Hello" not in response.get_data()
 
 
 def test_inbox_lists_captured_mail_despite_a_stray_file(viewer: FlaskClient) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 11:54:16.589403
+Create Date: 2026-12-02 12:15:43.842688
 """
 
 from collections.abc import Sequence
@@ -29,6 +29,10 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('totp_secret', sa.String(length=64), nullable=True),
+    sa.Column('totp_enabled_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
+    sa.Column('totp_required', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_editor')),
     sa.UniqueConstraint('email', name=op.f('uq_editor_email'))
     )
@@ -164,6 +168,32 @@ def upgrade() -> None:
     with op.batch_alter_table('consent_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_event_subscriber_id'), ['subscriber_id'], unique=False)
 
+    op.create_table('editor_recovery_code',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('editor_id', sa.Integer(), nullable=False),
+    sa.Column('code_hash', sa.String(length=64), nullable=False),
+    sa.Column('used_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['editor_id'], ['editor.id'], name=op.f('fk_editor_recovery_code_editor_id_editor'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_editor_recovery_code'))
+    )
+    with op.batch_alter_table('editor_recovery_code', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_editor_recovery_code_editor_id'), ['editor_id'], unique=False)
+
+    op.create_table('editor_session',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('editor_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('user_agent', sa.String(length=255), nullable=False),
+    sa.Column('ip', sa.String(length=45), nullable=False),
+    sa.ForeignKeyConstraint(['editor_id'], ['editor.id'], name=op.f('fk_editor_session_editor_id_editor'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_editor_session')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_editor_session_token_hash'))
+    )
+    with op.batch_alter_table('editor_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_editor_session_editor_id'), ['editor_id'], unique=False)
+
     op.create_table('pending_upload',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token', sa.String(length=64), nullable=False),
@@ -271,6 +301,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_pending_upload_created_at'))
 
     op.drop_table('pending_upload')
+    with op.batch_alter_table('editor_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_editor_session_editor_id'))
+
+    op.drop_table('editor_session')
+    with op.batch_alter_table('editor_recovery_code', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_editor_recovery_code_editor_id'))
+
+    op.drop_table('editor_recovery_code')
     with op.batch_alter_table('consent_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_event_subscriber_id'))
 
