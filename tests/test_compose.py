@@ -34,9 +34,12 @@ def test_every_variable_is_one_the_code_reads(name: str) -> None:
 
 def test_commands_name_real_entry_points() -> None:
     """web runs gunicorn on web:app, worker and beat run Celery on worker, migrate runs db upgrade."""
-    assert (
-        SERVICES["web"]["command"][0] == "gunicorn" and SERVICES["web"]["command"][-1] == "web:app"
-    )
+    assert SERVICES["web"]["command"] == [
+        "gunicorn",
+        "--config",
+        "deploy/gunicorn.conf.py",
+        "web:app",
+    ]
     assert "app = create_app()" in (ROOT / "web.py").read_text()
     for name, role in (("worker", "worker"), ("beat", "beat")):
         command = SERVICES[name]["command"]
@@ -83,3 +86,32 @@ def test_the_image_contains_what_the_app_reads_at_run_time() -> None:
     ):
         assert f"COPY {folder} {folder}" in dockerfile
     assert "pybabel compile" in dockerfile
+    assert "COPY deploy/gunicorn.conf.py deploy/gunicorn.conf.py" in dockerfile
+    assert 'CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "web:app"]' in dockerfile
+
+
+def test_only_nginx_faces_clients_and_the_app_trusts_it_alone() -> None:
+    """The proxy publishes the port and waits for a healthy web; web publishes none and trusts one proxy."""
+    proxy, web = SERVICES["proxy"], SERVICES["web"]
+    assert proxy["build"]["target"] == "proxy" and web["build"]["target"] == "app"
+    assert [str(port).split(":")[-1] for port in proxy["ports"]] == ["8080"]
+    assert "ports" not in web and web["expose"] == ["8000"]
+    assert proxy["depends_on"]["web"] == {"condition": "service_healthy", "restart": True}
+    trusted = web["environment"][f"{ENV_PREFIX}_TRUSTED_PROXIES"]
+    assert re.fullmatch(r"\$\{NEWSLETTER_TRUSTED_PROXIES:-1\}", trusted)
+    assert DEFAULTS["TRUSTED_PROXIES"][0] == 0
+
+
+def test_the_proxy_image_serves_what_nginx_conf_names() -> None:
+    """The proxy stage installs Debian's nginx and puts the config, static files and error pages where nginx.conf looks."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stage = dockerfile.split("FROM debian:bookworm-slim AS proxy", 1)[1].split("\nFROM ", 1)[0]
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "install -y --no-install-recommends nginx" in stage
+    assert "COPY deploy/nginx.conf /etc/nginx/nginx.conf" in stage
+    assert "root /srv/newsletter;" in conf and "server web:8000;" in conf and "listen 8080;" in conf
+    for folder in ("errors", "static"):
+        assert f"/srv/newsletter/{folder}" in stage
+    for page in re.findall(r"error_page [\d ]+ /errors/(\S+);", conf):
+        assert (ROOT / "deploy" / "errors" / page).is_file()
+    assert '"daemon off; user www-data;"' in stage and "\nUSER " not in stage
