@@ -37,6 +37,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(ROOT / "instance"),
     )
+    # Before any route is added: every <int:…> in a URL is range-checked (404 beyond).
+    security.register_converters(app)
     config.load(app, test_config)
     registry.init_app(app)
     db.init_app(app)

@@ -11,25 +11,54 @@ from core import db
 from core import registry
 from core.config import ConfigError
 from core.config import env_name
+from core.config import redact_url
+
+
+class ServiceDown(ConfigError):
+    """A service cannot be reached. ``component`` names it (``database``, ``redis``, or the
+    module of a package's check) for /healthz, which says no more than that; the message,
+    with any credential in its URL hidden, is for the operator's terminal and log."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
 
 
 def check_services(app: Flask) -> None:
-    """Raise ConfigError if the database or Redis cannot be reached, or a package's own
+    """Raise ServiceDown if the database or Redis cannot be reached, or a package's own
     start-up check (``registry.add_check``: DKIM must be able to sign) fails."""
     for check in registry.of(app).checks:
-        check(app)
+        try:
+            check(app)
+        except ServiceDown:
+            raise
+        except ConfigError as error:
+            raise ServiceDown(check.__module__.rsplit(".", 1)[-1], str(error)) from None
+    check_database(app)
+    check_redis(app)
+
+
+def check_database(app: Flask) -> None:
     with app.app_context():
         try:
             with db.engine().connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as error:
             reason = str(error.orig if hasattr(error, "orig") else error).splitlines()[0]
-            raise ConfigError(
-                f"The database in {env_name('DATABASE_URL')} cannot be reached: {reason}"
+            raise ServiceDown(
+                "database",
+                f"The database in {env_name('DATABASE_URL')} "
+                f"({redact_url(app.config['DATABASE_URL'])}) cannot be reached: {reason}",
             ) from None
+
+
+def check_redis(app: Flask) -> None:
+    url = app.config["REDIS_URL"]
     try:
-        redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=3).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
     except (redis.RedisError, OSError) as error:
-        raise ConfigError(
-            f"Redis at {env_name('REDIS_URL')} ({app.config['REDIS_URL']}) cannot be reached: {error}"
+        # redis-py's messages name the host and port, never the password; the URL is redacted.
+        raise ServiceDown(
+            "redis",
+            f"Redis at {env_name('REDIS_URL')} ({redact_url(url)}) cannot be reached: {error}",
         ) from None

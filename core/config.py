@@ -14,6 +14,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -118,6 +121,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "reverse proxies in front of the web app whose X-Forwarded-For/Proto/Host are believed; 0 when none",
     ),
     "CAPTURE_DIR": (None, "development only: folder of captured .eml files shown at /dev/mail"),
+    "INSTANCE_TOKEN": (
+        None,
+        "sent by /healthz as X-Newsletter-Instance, so a starter (make demo) knows its own server",
+    ),
     "DEFAULT_LOCALE": ("zh", "language of pages and emails unless the reader chose another"),
     "TOPICS": (
         ["policy", "companies", "data"],
@@ -142,6 +149,49 @@ SMTP_SECURITY_CHOICES = ("none", "starttls", "tls")
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message is one sentence naming the variable."""
+
+
+# Query parameters of a URL that carry a credential (redis-py reads ?password=).
+SECRET_PARAMETERS = frozenset({"password", "pass", "passwd", "secret", "token", "key"})
+HIDDEN = "***"
+
+
+def redact_url(url: object) -> str:
+    """``url`` as it may be printed: any password or secret in it replaced by ***.
+
+    The user name stays (it helps find the account); the password in ``user:password@``, a
+    bare ``:password@`` (Redis) and query parameters such as ``?password=`` do not. Text that
+    is not a URL at all is shown only as far as it cannot hold a credential.
+    """
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return HIDDEN
+    if "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{HIDDEN}@{host}" if ":" in userinfo else f"{HIDDEN}@{host}"
+        text = text.replace(parts.netloc, netloc, 1)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name.lower() in SECRET_PARAMETERS for name, _ in pairs):
+        hidden = [(n, HIDDEN if n.lower() in SECRET_PARAMETERS else v) for n, v in pairs]
+        text = text.replace("?" + parts.query, "?" + urlencode(hidden, safe="*"), 1)
+    return text
+
+
+# Settings whose value is never printed, and those printed only with credentials hidden.
+SECRET_KEYS = frozenset({"SECRET_KEY", "SMTP_PASSWORD"})
+URL_KEYS = frozenset({"DATABASE_URL", "REDIS_URL", "RATELIMIT_STORAGE_URL"})
+
+
+def shown(key: str, value: object) -> str:
+    """How a setting's value appears in a message: hidden, redacted, or as it is."""
+    if key in SECRET_KEYS:
+        return f"a {type(value).__name__} (not shown)"
+    if key in URL_KEYS:
+        return repr(redact_url(value))
+    return repr(value)
 
 
 def env_name(key: str) -> str:
@@ -189,7 +239,7 @@ def check(config: Mapping[str, Any]) -> None:
     """Refuse a configuration that cannot work, with one sentence naming the variable."""
     for key in text_keys():
         if config[key] is not None and not isinstance(config[key], str):
-            raise ConfigError(f"{env_name(key)} must be text, not {config[key]!r}.")
+            raise ConfigError(f"{env_name(key)} must be text, not {shown(key, config[key])}.")
     if config["ENV"] not in ("production", "development"):
         raise ConfigError(
             f"{env_name('ENV')} must be production or development, not {config['ENV']!r}."
@@ -202,13 +252,16 @@ def check(config: Mapping[str, Any]) -> None:
         url = make_url(str(config["DATABASE_URL"]))
     except ArgumentError:
         raise ConfigError(
-            f"{env_name('DATABASE_URL')} is not a database URL: {config['DATABASE_URL']!r}."
+            f"{env_name('DATABASE_URL')} is not a database URL: "
+            f"{redact_url(config['DATABASE_URL'])!r}."
         ) from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"{env_name('DATABASE_URL')} must be a sqlite or postgresql URL.")
     for key in ("REDIS_URL", "RATELIMIT_STORAGE_URL"):
         if not str(config[key]).startswith(("redis://", "rediss://", "unix://", "memory://")):
-            raise ConfigError(f"{env_name(key)} must be a redis:// URL, not {config[key]!r}.")
+            raise ConfigError(
+                f"{env_name(key)} must be a redis:// URL, not {redact_url(config[key])!r}."
+            )
     if config["SMTP_SECURITY"] not in SMTP_SECURITY_CHOICES:
         raise ConfigError(f"{env_name('SMTP_SECURITY')} must be one of none, starttls, tls.")
     if config["DEFAULT_LOCALE"] not in LOCALES:

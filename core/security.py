@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import redis
 from flask import Flask
 from flask import Response
 from flask import current_app
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from limits import RateLimitItem
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
+from werkzeug.routing import Map
 
+log = logging.getLogger(__name__)
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
+# Counts kept in this process while the limiter's Redis cannot be reached (see ``hit``).
+_fallback = MovingWindowRateLimiter(MemoryStorage())
+# Pages under these paths are personal (the console, its CSV exports, captured mail): no
+# browser or proxy may keep a copy (Cache-Control: no-store).
+PRIVATE_PREFIXES = ("/editor", "/dev/")
+# The largest id a URL may carry: 2**63 - 1, the range of a 64-bit signed integer column.
+MAX_URL_ID = 2**63 - 1
 
 # No inline script or style anywhere: pages load their CSS and JS from /static.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -37,6 +55,10 @@ def init_app(app: Flask) -> None:
     # A moving window counts the last N seconds exactly: a fixed window lets a burst of twice
     # the limit through across a boundary (and would make the limits' tests depend on the clock).
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    # Redis down must not turn every limited page into a 500: the limits are then counted in
+    # this process's memory (Flask-Limiter logs a warning when it falls back, and goes back
+    # to Redis when it answers again).
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = str(app.config["BASE_URL"]).startswith("https://")
@@ -53,7 +75,29 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
 
 
+def hit(limit: RateLimitItem, *identifiers: str) -> bool:
+    """Count one request against ``limit``; False once it is used up.
+
+    For the limits counted by hand (so that no response header reports them): in Redis like
+    the decorators' limits, or in memory, with a warning, while Redis cannot be reached.
+    """
+    try:
+        return bool(limiter.limiter.hit(limit, *identifiers))
+    except (redis.RedisError, OSError) as error:
+        log.warning("rate-limit storage unreachable (%s); counting in memory", type(error).__name__)
+        return bool(_fallback.hit(limit, *identifiers))
+
+
+def no_store(response: Any) -> Any:
+    """Mark ``response`` as personal: never stored by a browser or a proxy."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
 def _security_headers(response: Response) -> Response:
+    if request.path.startswith(PRIVATE_PREFIXES) or response.mimetype == "text/csv":
+        no_store(response)
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -62,3 +106,17 @@ def _security_headers(response: Response) -> Response:
         # Served over TLS: browsers must never come back over plain HTTP (cookies, tokens).
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:…>`` that matches only what a database id can hold (SQLite's and PostgreSQL's
+    64-bit integers): a larger number is a URL that names nothing, 404, not an OverflowError."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_URL_ID)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def register_converters(app: Flask) -> None:
+    """Replace Werkzeug's unbounded ``int`` converter before any route is added."""
+    app.url_map.converters["int"] = BoundedIntConverter

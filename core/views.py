@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response
 from core import auth
 from core import db
 from core import registry
+from core.checks import ServiceDown
 from core.checks import check_services
-from core.config import ConfigError
 from core.forms import LoginForm
 from core.security import limiter
 
@@ -33,15 +33,26 @@ def index() -> Response:
     return redirect(url_for("subscribers.subscribe"))
 
 
+# Each /healthz request opens a database connection and a Redis connection: enough for any
+# load balancer's polling, too little for anyone to use it to load the services.
+HEALTH_RATE_LIMIT = "60 per minute"
+
+
 @public.get("/healthz")
-@limiter.exempt
-def health() -> tuple[str, int]:
-    """For load balancers and compose: 200 when the database and Redis answer, else 503."""
+@limiter.limit(HEALTH_RATE_LIMIT)
+def health() -> tuple[str, int, dict[str, str]]:
+    """For load balancers and compose: 200 when the database and Redis answer, else 503 with
+    the name of the one that does not (never its address: the page is public)."""
+    headers = {"Cache-Control": "no-store"}
+    if current_app.config.get("INSTANCE_TOKEN"):
+        # make demo asks this to know that the server answering is the one it started.
+        headers["X-Newsletter-Instance"] = str(current_app.config["INSTANCE_TOKEN"])
     try:
         check_services(current_app._get_current_object())  # type: ignore[attr-defined]
-    except ConfigError as error:
-        return str(error), 503
-    return "ok", 200
+    except ServiceDown as error:
+        current_app.logger.warning("health check: %s", error)
+        return f"down: {error.component}", 503, headers
+    return "ok", 200, headers
 
 
 def _login_limit() -> str:

@@ -2,7 +2,8 @@
 
 A token carries the subscriber's id and a nonce stored on the row. Confirmation tokens expire
 (``TOKEN_MAX_AGE_DAYS``) and their nonce is replaced on use, so each works once; preference and
-unsubscribe tokens stay valid (they sit in old emails) until the subscriber is erased.
+unsubscribe tokens never expire (they sit in old emails, and RFC 8058 one-click unsubscribe
+must keep working for good) and are refused only once the subscriber is erased.
 Tokens are made when an email is built and are never stored.
 """
 
@@ -16,7 +17,7 @@ from subscribers.models import Subscriber
 
 
 class LinkError(Exception):
-    """The link cannot be used: ``reason`` is invalid, expired or used."""
+    """The link cannot be used: ``reason`` is invalid, expired, used or erased."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -64,8 +65,12 @@ def resolve(db_session: Session, purpose: str, token: str) -> Subscriber:
     if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], int)):
         raise LinkError("invalid")
     subscriber = db_session.get(Subscriber, payload[0])
-    if subscriber is None or subscriber.erased_at is not None:
+    if subscriber is None:
         raise LinkError("invalid")
+    if subscriber.erased_at is not None:
+        # A genuine link of a person whose data was erased: it opens nothing, but a one-click
+        # unsubscribe from it is answered as done (nothing is sent to that address any more).
+        raise LinkError("erased")
     nonce = subscriber.confirm_nonce if purpose == "confirm" else subscriber.link_nonce
     if payload[1] != nonce:
         raise LinkError("used" if purpose == "confirm" else "invalid")

@@ -289,6 +289,23 @@ def unsubscribe(db_session: Session, subscriber: Subscriber, consent: Consent) -
     return True
 
 
+def request_resubscribe(
+    db_session: Session, subscriber: Subscriber, consent: Consent, enqueue: Enqueue
+) -> str:
+    """Send a fresh confirmation to someone who left and asks, from a link, to come back.
+
+    The link may be in an old or forwarded email, so it proves nothing about who holds it
+    today: only the confirmation, sent to the address now, brings the reader back.
+    """
+    if is_blocked(db_session, subscriber):
+        raise Blocked()
+    if subscriber.status == "active":
+        return "nothing"
+    record_consent(db_session, subscriber, "resubscribe", consent, {})
+    _queue(db_session, "confirm", subscriber, enqueue)
+    return "confirm_sent"
+
+
 def resubscribe(db_session: Session, subscriber: Subscriber, consent: Consent) -> None:
     """Undo an unsubscribe from a link in the reader's own mailbox (proof of the address)."""
     if is_blocked(db_session, subscriber):

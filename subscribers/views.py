@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint
 from flask import Flask
+from flask import Response as FlaskResponse
 from flask import abort
 from flask import current_app
 from flask import flash
@@ -26,8 +27,10 @@ from werkzeug.wrappers import Response
 
 from core import db
 from core import registry
+from core import security
 from core.security import csrf
 from core.security import limiter
+from mailer.tasks import enqueue_delivery
 from subscribers import links
 from subscribers import service
 from subscribers import tasks
@@ -81,8 +84,9 @@ def _address_key() -> str:
 limit_by_ip = limiter.shared_limit(_ip_limit, scope="subscribe-ip", methods=["POST"])
 
 
-def check_address_limit() -> None:
-    """Count a POST against its address, and answer 429 once the address has had its share.
+def check_address_limit(hashed: str | None = None) -> None:
+    """Count a POST against its address (the form's, or the one ``hashed`` names), and
+    answer 429 once the address has had its share.
 
     Counted here rather than with a limiter decorator, which would report this count in the
     X-RateLimit headers: anyone could then read how often an address was tried lately.
@@ -90,7 +94,8 @@ def check_address_limit() -> None:
     if request.method != "POST" or not limiter.enabled:
         return
     limit = parse_limit(_address_limit())
-    if not limiter.limiter.hit(limit, "subscribe-address", _address_key()):
+    key = f"address:{hashed}" if hashed is not None else _address_key()
+    if not security.hit(limit, "subscribe-address", key):
         abort(429)
 
 
@@ -108,13 +113,26 @@ def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]
 
 
 def _link_problem(error: LinkError) -> tuple[str, int]:
-    return _render(
-        "link_problem.html", 400 if error.reason == "invalid" else 410, reason=error.reason
-    )
+    status = 400 if error.reason in ("invalid", "erased") else 410
+    return _render("link_problem.html", status, reason=error.reason)
 
 
 def _blocked() -> tuple[str, int]:
     return _render("blocked.html", 409)
+
+
+# Pages reached through a reader's own link: personal, so never kept by a browser or proxy.
+PERSONAL_ENDPOINTS = frozenset(
+    f"subscribers.{name}"
+    for name in ("confirm", "preferences", "unsubscribe_page", "unsubscribe_action", "resubscribe")
+)
+
+
+@bp.after_request
+def _personal_pages_are_not_stored(response: FlaskResponse) -> FlaskResponse:
+    if request.endpoint in PERSONAL_ENDPOINTS:
+        security.no_store(response)
+    return response
 
 
 # --- subscribe ---------------------------------------------------------------------------
@@ -257,6 +275,10 @@ def unsubscribe_action(token: str) -> Page:
     try:
         subscriber = links.resolve(db.session(), "unsubscribe", token)
     except LinkError as error:
+        if one_click and error.reason == "erased":
+            # RFC 8058: the link works for good. This reader's data is gone and the address
+            # gets nothing, so the honest answer to the mail provider is "done".
+            return _render("left.html", form=ButtonForm(), token=token, blocked=True)
         return _link_problem(error)
     with db.transaction() as db_session:
         service.unsubscribe(db_session, subscriber, _consent("one-click" if one_click else "web"))
@@ -267,19 +289,24 @@ def unsubscribe_action(token: str) -> Page:
 
 
 @bp.post("/resubscribe/<token>")
+@limit_by_ip
 def resubscribe(token: str) -> Page:
-    """Come back from the page shown after leaving (the unsubscribe link proves the address)."""
+    """Come back from the page shown after leaving: a fresh confirmation goes to the address.
+
+    The unsubscribe link may sit in an old or forwarded email, so pressing it does not bring
+    anyone back by itself; the confirmation link, sent now, does.
+    """
     try:
         subscriber = links.resolve(db.session(), "unsubscribe", token)
     except LinkError as error:
         return _link_problem(error)
+    check_address_limit(subscriber.email_hash or "")
     try:
         with db.transaction() as db_session:
-            service.resubscribe(db_session, subscriber, _consent("web"))
+            service.request_resubscribe(db_session, subscriber, _consent("web"), enqueue_delivery)
     except service.Blocked:
         return _blocked()
-    flash(_("Welcome back: you are subscribed again."), "info")
-    return redirect(url_for(".preferences", token=links.preferences_token(subscriber)))
+    return _render("check_inbox.html", kind="resubscribe")
 
 
 def _home_card(db_session: Session) -> dict[str, Any]:

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscribers.models import ConsentEvent
 from subscribers.models import Suppression
+from subscribers.service import Consent
 from subscribers.service import email_hash
+from subscribers.service import erase
+from tests.conftest import SmtpSink
 from tests.helpers import csrf_token
 from tests.test_subscribe import add_subscriber
 from tests.test_subscribe import fresh
+from tests.test_subscribe import link_in
 from tests.test_subscribe import path_of
+from tests.test_subscribe import sent_to
+
+
+class _YearsAgoSigner(TimestampSigner):
+    """Signs as if three years ago, like a link in a reader's oldest email."""
+
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 3 * 365 * 86_400
 
 
 def _status(db: Session, address: str) -> str:
@@ -113,19 +129,51 @@ def test_one_click_with_a_tampered_token_changes_nothing(
     assert _status(db, "a@example.com") == "active"
 
 
-def test_resubscribe_from_the_page_after_leaving(
-    app: Flask, client: FlaskClient, db: Session
+def test_resubscribe_from_an_old_link_sends_a_fresh_confirmation(
+    app: Flask, client: FlaskClient, db: Session, smtp_sink: SmtpSink, celery_worker: object
 ) -> None:
-    """The button on the left page brings the reader back, recorded, and lands on preferences."""
+    """Pressing "subscribe again" (perhaps in an old or forwarded email) re-adds nobody at once:
+    a confirmation goes to the address, and only its link brings the reader back."""
     subscriber = add_subscriber(db, "a@example.com", status="unsubscribed")
     path = path_of(app, "unsubscribe", subscriber)
     token = csrf_token(client, path)
     response = client.post(
         path.replace("/unsubscribe/", "/resubscribe/"), data={"csrf_token": token}
     )
-    assert response.status_code == 302 and "/preferences/" in response.headers["Location"]
-    assert _status(db, "a@example.com") == "active"
+    assert response.status_code == 200 and "请查收邮件" in response.get_data(as_text=True)
+    assert _status(db, "a@example.com") == "unsubscribed"
     assert db.scalars(select(ConsentEvent.action)).all() == ["resubscribe"]
+    [message] = sent_to(smtp_sink, "a@example.com")
+    confirm = link_in(message, "confirm")
+    client.post(confirm, data={"csrf_token": csrf_token(client, confirm)})
+    assert _status(db, "a@example.com") == "active"
+
+
+def test_one_click_links_never_expire(app: Flask, client: FlaskClient, db: Session) -> None:
+    """RFC 8058: an unsubscribe link signed three years ago still unsubscribes with one click."""
+    subscriber = add_subscriber(db, "a@example.com")
+    serializer = URLSafeTimedSerializer(
+        app.config["SECRET_KEY"], salt="newsletter.unsubscribe", signer=_YearsAgoSigner
+    )
+    old = serializer.dumps([subscriber.id, subscriber.link_nonce])
+    response = client.post(f"/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200 and _status(db, "a@example.com") == "unsubscribed"
+
+
+def test_one_click_of_an_erased_reader_is_answered_as_done(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """A provider's one-click POST for a reader whose data was erased gets 200 (nothing is sent
+    there any more), not an error that looks like a broken unsubscribe; the page still opens nothing."""
+    subscriber = add_subscriber(db, "a@example.com")
+    path = path_of(app, "unsubscribe", subscriber)
+    with app.app_context():
+        erase(db, subscriber, Consent(source="editor"), block=False)
+        db.commit()
+    response = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "您已退订" in page and "重新订阅" not in page
+    assert client.get(path).status_code == 400
 
 
 def test_suppressed_address_cannot_come_back_through_the_page(
