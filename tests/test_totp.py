@@ -1,0 +1,118 @@
+"""Two-factor login: enrolment with a TOTP app, codes at login, one-time recovery codes, admins requiring it."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from core import auth
+from tests.helpers import csrf_token
+from tests.helpers import log_in
+from tests.helpers import make_editor
+
+EMAIL = "editor@newsletter.test"
+
+
+def _enrol(client: FlaskClient) -> tuple[str, list[str]]:
+    """Turn two-factor login on from the enrolment page; the secret and the recovery codes."""
+    page = client.get("/editor/account/two-factor")
+    assert page.headers["Cache-Control"] == "no-store"
+    text = page.get_data(as_text=True)
+    assert 'src="data:image/svg+xml' in text
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', text).group(1).replace(" ", "")  # type: ignore[union-attr]
+    token = csrf_token(client, "/editor/account/two-factor")
+    wrong = client.post(
+        "/editor/account/two-factor/enable", data={"code": "000000", "csrf_token": token}
+    )
+    assert "验证码不对" in wrong.get_data(as_text=True)
+    done = client.post(
+        "/editor/account/two-factor/enable",
+        data={"code": pyotp.TOTP(secret).now(), "csrf_token": token},
+    )
+    codes = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", done.get_data(as_text=True))
+    assert len(codes) == 10 and done.headers["Cache-Control"] == "no-store"
+    return secret, codes
+
+
+def _password_step(client: FlaskClient) -> None:
+    token = csrf_token(client, "/editor/login")
+    response = client.post(
+        "/editor/login",
+        data={"email": EMAIL, "password": "correct horse battery", "csrf_token": token},
+    )
+    assert response.status_code == 302 and "/editor/login/code" in response.headers["Location"]
+
+
+def _code_step(client: FlaskClient, code: str) -> int:
+    token = csrf_token(client, "/editor/login/code")
+    return client.post("/editor/login/code", data={"code": code, "csrf_token": token}).status_code
+
+
+def test_enrol_then_log_in_with_a_code(app: Flask, client: FlaskClient, db: Session) -> None:
+    """After enrolment the password alone opens nothing; a wrong code is refused, the app's code logs in, and it cannot be replayed."""
+    make_editor(db)
+    log_in(client)
+    secret, _codes = _enrol(client)
+    browser = app.test_client()
+    _password_step(browser)
+    assert browser.get("/editor/").status_code == 302
+    assert _code_step(browser, "123456") == 200
+    assert browser.get("/editor/").status_code == 302
+    # The enrolment used this step's code; the app's next one (one step of drift is allowed).
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    assert _code_step(browser, code) == 302
+    assert browser.get("/editor/").status_code == 200
+    replay = app.test_client()
+    _password_step(replay)
+    assert _code_step(replay, code) == 200 and replay.get("/editor/").status_code == 302
+
+
+def test_a_recovery_code_works_once(app: Flask, client: FlaskClient, db: Session) -> None:
+    """A recovery code logs in instead of the app's code; used once, it is refused the next time."""
+    make_editor(db)
+    log_in(client)
+    _secret, codes = _enrol(client)
+    first = app.test_client()
+    _password_step(first)
+    assert _code_step(first, codes[0].upper().replace("-", " ")) == 302
+    assert first.get("/editor/").status_code == 200
+    second = app.test_client()
+    _password_step(second)
+    assert _code_step(second, codes[0]) == 200
+    assert second.get("/editor/").status_code == 302
+
+
+def test_an_admin_requiring_two_factor_forces_enrolment(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """When an admin requires two-factor login, the editor's pages and downloads lead to enrolment until it is on."""
+    editor = make_editor(db)
+    make_editor(db, email="chief@newsletter.test", role="admin")
+    log_in(client)
+    chief = app.test_client()
+    log_in(chief, email="chief@newsletter.test")
+    token = csrf_token(chief, "/editor/accounts")
+    chief.post(
+        f"/editor/accounts/{editor.id}/two-factor", data={"required": "1", "csrf_token": token}
+    )
+    db.expire_all()
+    assert db.get(auth.Editor, editor.id).totp_required  # type: ignore[union-attr]
+    for path in ("/editor/", "/editor/account", "/editor/issues/"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/editor/account/two-factor"
+    assert "管理员要求" in client.get("/editor/account/two-factor").get_data(as_text=True)
+    _enrol(client)
+    assert client.get("/editor/").status_code == 200
+    disable = client.post(
+        "/editor/account/two-factor/disable",
+        data={"password": "correct horse battery", "csrf_token": csrf_token(client, "/editor/")},
+    )
+    assert disable.status_code == 302
+    db.expire_all()
+    assert db.get(auth.Editor, editor.id).totp_enabled_at is not None  # type: ignore[union-attr]
