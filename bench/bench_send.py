@@ -229,6 +229,7 @@ class Options:
     messages: int
     db: str
     workers: int
+    concurrency: int
     dkim_rows: tuple[bool, ...]
     profile: str | None
 
@@ -241,6 +242,7 @@ class Options:
             messages=int(os.environ.get("N", "100000")),
             db=os.environ.get("DB", "postgresql"),
             workers=int(os.environ.get("WORKERS", "2")),
+            concurrency=int(os.environ.get("CONCURRENCY", "2")),
             dkim_rows=rows,
             profile=os.environ.get("PROFILE") or None,
         )
@@ -266,6 +268,7 @@ class Row:
     db: str
     progress_median_ms: float | None = None
     rss_mb_by_process: list[float] = field(default_factory=list)
+    cpu_ms_per_message: dict[str, float] = field(default_factory=dict)
 
 
 # --- Tools and services -------------------------------------------------------------------
@@ -461,13 +464,16 @@ def ready_seed(app: Flask, db_session: Session) -> int:
 
 
 def start_workers(
-    settings: dict[str, Any], count: int, folder: Path
+    settings: dict[str, Any], count: int, concurrency: int, folder: Path
 ) -> list[subprocess.Popen[bytes]]:
-    """``count`` worker processes, one pool process each; the first also runs the beat."""
+    """``count`` worker processes of ``concurrency`` pool processes (each one SMTP session
+    at a time); the first also runs the beat."""
     workers = []
     for index in range(count):
         log = folder / f"worker{index}.log"
-        command = celery_worker_command(f"bench{index}", "--pool=prefork", "--concurrency=1")
+        command = celery_worker_command(
+            f"bench{index}", "--pool=prefork", f"--concurrency={concurrency}"
+        )
         if index == 0:
             command += ["--beat", f"--schedule={folder / 'beat-schedule'}"]
         with log.open("wb") as out:
@@ -524,10 +530,35 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
             worker.wait(timeout=10)
 
 
+def cpu_seconds(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """User plus system CPU seconds used so far by each group of processes."""
+    used = {}
+    for name, processes in groups.items():
+        total = 0.0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        used[name] = total
+    return used
+
+
+def postgres_processes(url: str) -> list[psutil.Process]:
+    """The PostgreSQL backends serving the bench database, and the WAL writer."""
+    database = url.rsplit("/", 1)[-1]
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if line.startswith("postgres:") and (database in line or "walwriter" in line):
+            found.append(process)
+    return found
+
+
 def start_profile(workers: list[subprocess.Popen[bytes]], output: str) -> subprocess.Popen[bytes]:
-    """py-spy recording the first worker's pool process, as collapsed stacks."""
+    """py-spy recording the last worker's pool process, as collapsed stacks (the first worker
+    also runs the beat, whose process would come first among its children)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    child = psutil.Process(workers[0].pid).children()[0]
+    child = psutil.Process(workers[-1].pid).children()[0]
     command = [
         spy,
         "record",
@@ -540,6 +571,8 @@ def start_profile(workers: list[subprocess.Popen[bytes]], output: str) -> subpro
         "--output",
         output,
         "--nonblocking",
+        # PROFILE_IDLE=1 also samples waiting (SMTP replies, sleeps), to see where time goes.
+        *(["--idle"] if os.environ.get("PROFILE_IDLE") else []),
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
@@ -675,13 +708,23 @@ def send_and_measure(
         print(f"  {options.messages} readers inserted in {inserted:.1f} s", flush=True)
         issue_id = ready_seed(app, db_session)
         make_editor(db_session, "bench@newsletter.test", "admin")
-        workers = start_workers(settings, options.workers, folder)
+        workers = start_workers(settings, options.workers, options.concurrency, folder)
         profile = None
         if options.profile:
             profile = start_profile(
                 workers, f"{options.profile}.dkim-{'on' if dkim else 'off'}.txt"
             )
+        groups = {
+            "workers": worker_processes(workers),
+            "postgresql": postgres_processes(str(settings["DATABASE_URL"])),
+            "sink": [psutil.Process(sink.process.pid)],
+            "redis": [
+                process for process in psutil.Process().children() if "redis" in process.name()
+            ],
+            "bench": [psutil.Process()],
+        }
         try:
+            cpu_before = cpu_seconds(groups)
             before = sink.received()
             started = time.perf_counter()
             campaign_id = start_campaign(app, db_session, issue_id)
@@ -692,6 +735,8 @@ def send_and_measure(
             latency = probe.median_ms()
             time.sleep(0.3)
             delivered = sink.received() - before
+            groups["postgresql"] = postgres_processes(str(settings["DATABASE_URL"]))
+            cpu_after = cpu_seconds(groups)
             rss = [round(peak_rss_mb(process), 1) for process in worker_processes(workers)]
         finally:
             if profile is not None:
@@ -701,7 +746,7 @@ def send_and_measure(
         plan_s, freeze_s = campaign.plan_seconds or 0.0, campaign.freeze_seconds or 0.0
         size = average_message_bytes(app, db_session, campaign_id)
         db_session.close()
-    sessions = min(int(app.config["SEND_PARALLEL_BATCHES"]), options.workers)
+    sessions = min(int(app.config["SEND_PARALLEL_BATCHES"]), options.workers * options.concurrency)
     top = ceiling(sink, options.messages, sessions, size)
     rate = delivered / seconds
     return Row(
@@ -721,6 +766,10 @@ def send_and_measure(
         db=options.db,
         progress_median_ms=latency,
         rss_mb_by_process=rss,
+        cpu_ms_per_message={
+            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / max(delivered, 1), 3)
+            for name in cpu_after
+        },
     )
 
 
@@ -771,7 +820,8 @@ def main() -> None:
     options = Options.from_env()
     ensure_postfix_tools()
     print(
-        f"bench_send: {options.messages} readers, {options.db}, {options.workers} workers, "
+        f"bench_send: {options.messages} readers, {options.db}, {options.workers} workers "
+        f"of {options.concurrency} processes, "
         f"{os.cpu_count()} CPUs",
         flush=True,
     )
@@ -790,6 +840,9 @@ def main() -> None:
         "peak RSS per worker process (MB): "
         + "; ".join(f"dkim {'on' if r.dkim else 'off'}: {r.rss_mb_by_process}" for r in rows)
     )
+    for row in rows:
+        cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in row.cpu_ms_per_message.items())
+        print(f"CPU ms per delivered message, dkim {'on' if row.dkim else 'off'}: {cpu}")
     for row in rows:
         values = asdict(row)
         values.pop("rss_mb_by_process")
