@@ -114,3 +114,23 @@ class ImportJob(Base):
     skipped: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignupRequest(Base):
+    """A signup or an email-me-my-link request, written by the web request before anything else.
+
+    Every request writes exactly this row, whatever state its address is in (so the page and
+    its timing tell nothing), and a worker decides what it calls for and deletes it in the
+    same transaction. A broker that is down loses nothing: the beat enqueues rows left waiting.
+    """
+
+    __tablename__ = "signup_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # signup or link
+    kind: Mapped[str] = mapped_column(String(10))
+    address: Mapped[str] = mapped_column(String(254))
+    # The form's choices (signup only) and the consent evidence, as service.Choices/Consent.
+    choices: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    consent: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -31,6 +31,7 @@ from mailer.models import OutboxMessage
 from mailer.scrub import ERASED_DOMAIN
 from subscribers.models import ConsentEvent
 from subscribers.models import ImportJob
+from subscribers.models import SignupRequest
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
 
@@ -373,6 +374,10 @@ def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: 
     _scrub_events(db_session, subscriber.id)
     scrub.forget_address(db_session, address, kinds=NOTICE_KINDS)
     _scrub_previews(db_session, address)
+    # A signup or link request still waiting for a worker holds the address too.
+    db_session.execute(
+        delete(SignupRequest).where(func.lower(SignupRequest.address) == address.lower())
+    )
     subscriber.email = f"erased-{subscriber.id}@{ERASED_DOMAIN}"
     subscriber.email_hash = None
     subscriber.name = subscriber.organisation = None

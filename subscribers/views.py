@@ -58,6 +58,8 @@ def init_app(app: Flask) -> None:
     registry.add_nav(app, "subscribers_admin.index", _l("Subscribers"), "admin")
     registry.add_card(app, "web/subscribers_admin/_home_card.html", _home_card, order=20)
     registry.add_tasks(app, "subscribers.tasks")
+    seconds = float(app.config["SCHEDULER_SECONDS"])
+    registry.add_beat(app, "requeue-signup-requests", "subscribers.tasks.requeue_requests", seconds)
 
 
 # --- rate limits -------------------------------------------------------------------------
@@ -148,7 +150,7 @@ def subscribe() -> Page:
     # A bot filled the hidden field: it gets the same page and nothing happens.
     if not form.website.data:
         choices = form.choices(organisation=form.organisation.data or None)
-        tasks.enqueue_signup(form.email.normalised, choices, _consent("web"))
+        tasks.store_request("signup", form.email.normalised, _consent("web"), choices)
     return _render("check_inbox.html", kind="subscribe")
 
 
@@ -160,7 +162,7 @@ def email_link() -> Page:
     if not form.validate_on_submit():
         return _render("email_link.html", form=form)
     if not form.website.data:
-        tasks.send_link.delay(form.email.normalised)
+        tasks.store_request("link", form.email.normalised, _consent("web"))
     return _render("check_inbox.html", kind="link")
 
 

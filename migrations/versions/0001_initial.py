@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 12:15:43.842688
+Create Date: 2026-12-02 12:23:24.684181
 """
 
 from collections.abc import Sequence
@@ -73,6 +73,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_message_status_created', ['status', 'created_at'], unique=False)
+
+    op.create_table('signup_request',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('address', sa.String(length=254), nullable=False),
+    sa.Column('choices', sa.JSON(), nullable=False),
+    sa.Column('consent', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_signup_request'))
+    )
+    with op.batch_alter_table('signup_request', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_signup_request_created_at'), ['created_at'], unique=False)
 
     op.create_table('subscriber',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -324,6 +336,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_subscriber_status_member')
 
     op.drop_table('subscriber')
+    with op.batch_alter_table('signup_request', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_signup_request_created_at'))
+
+    op.drop_table('signup_request')
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_message_status_created')
 
