@@ -38,6 +38,7 @@ from core import auth
 from core import db
 from core import topics
 from issues import store as issues
+from issues import uploads
 from issues.importer import NotAnIssue
 from issues.importer import ParsedIssue
 from issues.importer import ParseWarning
@@ -123,7 +124,7 @@ def upload() -> Any:
         return _index_page(form, 400)
     with db.transaction() as db_session:
         _discard_upload(db_session)
-        token = issues.keep_upload(db_session, _editor_id(), filename, data)
+        token = uploads.keep_upload(db_session, _editor_id(), filename, data)
     session[UPLOAD_KEY] = token
     return redirect(url_for("issues.preview"))
 
@@ -161,7 +162,7 @@ def confirm() -> Response:
         with db.transaction() as db_session:
             # Taking the upload first makes a second confirm of it (a double click) find
             # nothing: on PostgreSQL it waits for this transaction, then deletes no row.
-            claimed = issues.drop_upload(db_session, pending.token, _editor_id())
+            claimed = uploads.drop_upload(db_session, pending.token, _editor_id())
             result = issues.store_issue(db_session, pending.parsed) if claimed else None
     except issues.IssueError as error:
         flash(translated(error), "error")
@@ -319,7 +320,7 @@ def _load_upload() -> Pending | None:
     """The editor's pending upload; None when there is none, it expired, or the session's
     token is another editor's."""
     token = _session_token()
-    upload = issues.find_upload(db.session(), token, _editor_id()) if token else None
+    upload = uploads.find_upload(db.session(), token, _editor_id()) if token else None
     if token is None or upload is None:
         return None
     try:
@@ -333,4 +334,4 @@ def _discard_upload(db_session: Session) -> None:
     """Forget the editor's pending upload, in the session and in the database."""
     token = session.pop(UPLOAD_KEY, None)
     if isinstance(token, str):
-        issues.drop_upload(db_session, token, _editor_id())
+        uploads.drop_upload(db_session, token, _editor_id())

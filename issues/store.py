@@ -6,25 +6,19 @@ each call in one transaction and a failure anywhere leaves nothing half-written.
 are kept apart so that the editor pages can show the same sentence translated. Import
 warnings are stored the same way, as message id and values.
 
-An uploaded file waits for the editor's confirmation in a ``PendingUpload`` row, found by
-the random token kept in the editor's session and by the editor's id.
+Uploads waiting for the editor's confirmation are kept by ``issues.uploads``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from datetime import timedelta
 from typing import Any
 from typing import Literal
-from typing import cast
 
-from sqlalchemy import CursorResult
-from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
@@ -33,7 +27,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import selectinload
 
 from core import registry
-from core.db import utcnow
 from core.i18n import N_
 from issues.importer import ParsedIssue
 from issues.importer import ParsedSection
@@ -41,7 +34,6 @@ from issues.importer import ParseWarning
 from issues.importer import parse_issue
 from issues.models import Article
 from issues.models import Issue
-from issues.models import PendingUpload
 from issues.models import Section
 
 # Column widths of mailer.models; longer values are cut (with a warning) rather than refused.
@@ -49,13 +41,10 @@ TITLE_LIMIT = 300
 ISSUE_TITLE_LIMIT = 200
 SECTION_NAME_LIMIT = 100
 SUMMARY_MAX_CHARS = 500
-FILENAME_LIMIT = 255
 # Ids are the database's integer column; larger ones in an address name nothing.
 ID_MAX = 2**31 - 1
 # An issue file is text of a few hundred kilobytes; anything far larger is not an issue.
 ISSUE_FILE_MAX = 5 * 1024 * 1024
-# An upload not confirmed within this time is forgotten.
-UPLOAD_MAX_AGE = timedelta(hours=1)
 
 Action = Literal["created", "replaced", "unchanged"]
 
@@ -429,47 +418,3 @@ def _checked_summary(summary: str) -> str:
             limit=SUMMARY_MAX_CHARS,
         )
     return summary
-
-
-# --- Uploads waiting for the editor's confirmation --------------------------------------------
-
-
-def keep_upload(db_session: Session, editor_id: int, filename: str, data: bytes) -> str:
-    """Keep an uploaded file for ``editor_id`` and return its new random token.
-
-    Uploads nobody confirmed within ``UPLOAD_MAX_AGE`` are deleted first, whoever made them,
-    so abandoned previews do not pile up.
-    """
-    db_session.execute(delete(PendingUpload).where(PendingUpload.created_at < _upload_cutoff()))
-    token = secrets.token_urlsafe(24)
-    # A long name keeps its end, where the extension tells Markdown from plain text.
-    db_session.add(
-        PendingUpload(
-            token=token, editor_id=editor_id, filename=filename[-FILENAME_LIMIT:], data=data
-        )
-    )
-    return token
-
-
-def find_upload(db_session: Session, token: str, editor_id: int) -> PendingUpload | None:
-    """The editor's upload with ``token``; None when it expired, is gone or is another's."""
-    return db_session.scalars(
-        select(PendingUpload).where(
-            PendingUpload.token == token,
-            PendingUpload.editor_id == editor_id,
-            PendingUpload.created_at >= _upload_cutoff(),
-        )
-    ).one_or_none()
-
-
-def drop_upload(db_session: Session, token: str, editor_id: int) -> bool:
-    """Forget the editor's upload with ``token``; False when there was none to forget."""
-    statement = delete(PendingUpload).where(
-        PendingUpload.token == token, PendingUpload.editor_id == editor_id
-    )
-    deleted = cast("CursorResult[Any]", db_session.execute(statement))
-    return deleted.rowcount > 0
-
-
-def _upload_cutoff() -> datetime:
-    return utcnow() - UPLOAD_MAX_AGE
