@@ -29,6 +29,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -183,6 +185,8 @@ def environment(ports: dict[str, int]) -> dict[str, str]:
             "NEWSLETTER_SMTP_PORT": str(ports["smtp"]),
             "NEWSLETTER_CAPTURE_DIR": str(VAR / "mail"),
             "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{ports['web']}",
+            # Served by /healthz: how the demo knows the web server answering is its own.
+            "NEWSLETTER_INSTANCE_TOKEN": secrets.token_hex(16),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -230,22 +234,39 @@ def start_services(stack: Stack, env: dict[str, str], ports: dict[str, int]) -> 
     worker_log = VAR / "log" / "worker.log"
     offset = worker_log.stat().st_size if worker_log.exists() else 0
     stack.wait_for("worker", lambda: b"ready." in worker_log.read_bytes()[offset:])
-    stack.start(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "web",
-            "run",
-            "--port",
-            str(ports["web"]),
-            "--no-reload",
-        ],
-        env,
-    )
-    stack.wait_for("web", lambda: port_open(ports["web"]))
+    start_web(stack, env, ports["web"])
+
+
+def start_web(stack: Stack, env: dict[str, str], port: int) -> None:
+    """Start the web server and wait until *it* answers on ``port``: its /healthz carries this
+    run's token. Another program may take the port between the free-port check and our bind;
+    then our server exits, and the demo must not talk to whatever answers there instead."""
+    command = [sys.executable, "-m", "flask", "--app", "web", "run", "--port", str(port),
+               "--no-reload"]  # fmt: skip
+    stack.start("web", command, env)
+    token = env["NEWSLETTER_INSTANCE_TOKEN"]
+    try:
+        stack.wait_for("web", lambda: answers_as(port, token))
+    except DemoError:
+        if port_open(port) and not answers_as(port, token):
+            raise DemoError(
+                f"another program took port {port} after the demo found it free, so the demo's "
+                f"web server could not start there (see {VAR / 'log' / 'web.log'}). Nothing was "
+                "sent to that program. Run the demo again: it picks a free port each time, or "
+                "choose one with --port."
+            ) from None
+        raise
+
+
+def answers_as(port: int, token: str) -> bool:
+    """True when the server on ``port`` is the one started with ``token`` (its /healthz says so)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return bool(response.headers.get("X-Newsletter-Instance") == token)
+    except urllib.error.HTTPError as error:
+        return bool(error.headers.get("X-Newsletter-Instance") == token)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def flask(

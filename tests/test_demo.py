@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from email import message_from_bytes
 from email.utils import parseaddr
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from core import demo
 from core.demo import BOUNCED
 from core.demo import LEAVERS
 from core.demo import READER_DOMAIN
@@ -64,3 +71,45 @@ def test_demo_once_runs_the_main_job_and_leaves_nothing_running(tmp_path: Path) 
     assert not absent & set(recipients)
     assert "every process it started has stopped" in result.stdout
     assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_demo_refuses_a_server_that_is_not_its_own(
+    settings: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program holds the web port (taken after the free-port check): the demo says so
+    plainly and does not mistake that program for its web server."""
+    monkeypatch.setattr(demo, "VAR", tmp_path)
+    (tmp_path / "log").mkdir()
+    squatter = ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    port = squatter.server_address[1]
+    env = {
+        **settings_env(settings),
+        "NEWSLETTER_INSTANCE_TOKEN": "this-run",
+        "PYTHONUNBUFFERED": "1",
+    }
+    stack = demo.Stack()
+    try:
+        with pytest.raises(demo.DemoError) as raised:
+            demo.start_web(stack, env, port)
+    finally:
+        stack.stop()
+        squatter.shutdown()
+    message = str(raised.value)
+    assert f"another program took port {port}" in message and "Nothing was sent" in message
+    assert _Impostor.asked and not demo.answers_as(port, "this-run")
+
+
+class _Impostor(BaseHTTPRequestHandler):
+    """Another instance on the port: it answers /healthz "ok", without our run's token."""
+
+    asked = False
+
+    def do_GET(self) -> None:
+        type(self).asked = True
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_: Any) -> None:
+        pass
