@@ -30,7 +30,9 @@ def claim(db_session: Session, campaign_id: int, limit: int) -> list[int]:
     """Take up to ``limit`` due rows of the campaign for this batch, atomically, and commit.
 
     On PostgreSQL rows locked by another batch are skipped (``FOR UPDATE SKIP LOCKED``); on
-    SQLite the write lock serialises claims and the status condition does the rest.
+    SQLite the write lock serialises claims and the status condition does the rest. The rows
+    come in the order of the (campaign, status, due time) index, not sorted by id: sorting
+    every waiting row for each batch made claiming quadratic in the audience.
     """
     now = utcnow()
     due = (
@@ -40,7 +42,6 @@ def claim(db_session: Session, campaign_id: int, limit: int) -> list[int]:
             Delivery.status.in_(WAITING),
             Delivery.next_attempt_at <= now,
         )
-        .order_by(Delivery.id)
         .limit(limit)
     )
     if db_session.get_bind().dialect.name == "postgresql":

@@ -16,23 +16,22 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Engine
-from sqlalchemy import exists
-from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from campaigns.claims import ClaimKeeper
 from campaigns.claims import claim
-from campaigns.ending import check_failure_rate
-from campaigns.ending import finish
+from campaigns.ending import BatchResult
+from campaigns.ending import after_batch
 from campaigns.ending import pause_for
+from campaigns.ending import skip_cancelled
+from campaigns.ending import status_of
 from campaigns.models import Campaign
 from campaigns.models import CampaignSegment
 from campaigns.models import Delivery
@@ -63,8 +62,6 @@ from subscribers.service import suppress
 
 log = logging.getLogger(__name__)
 
-WAITING = ("queued", "retry")
-UNSETTLED = ("queued", "sending", "retry")
 # How often a batch looks whether its campaign was paused or cancelled: "within a second".
 CONTROL_CHECK_SECONDS = 0.25
 _PROVIDER_DEFERRAL = re.compile(r"^4\.7\.\d+")
@@ -73,16 +70,6 @@ _PROVIDER_DEFERRAL = re.compile(r"^4\.7\.\d+")
 # render's random nonce is part of the key: a segment id may come back (another database,
 # a restore) with other content, a nonce never does.
 _MAILS: dict[tuple[int, str], IssueMail] = {}
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """What a batch did, and whether (and after how long) another batch is worth running."""
-
-    claimed: int
-    sent: int
-    more: bool
-    wait: float = 0.0
 
 
 def message_id(delivery_id: int, config: Mapping[str, Any]) -> str:
@@ -96,20 +83,14 @@ def send_batch(
     db_session: Session, campaign_id: int, config: Mapping[str, Any], throttle: Throttle
 ) -> BatchResult:
     """Claim one batch of the campaign, send it, record every outcome; see the module note."""
-    if _status(db_session, campaign_id) != "running":
+    if status_of(db_session, campaign_id) != "running":
         return BatchResult(0, 0, more=False)
     ids = claim(db_session, campaign_id, int(config["BATCH_SIZE"]))
     sent = 0
     if ids:
         batch = Batch(db_session, campaign_id, config, throttle)
         sent = batch.run(ids)
-    return _after(db_session, campaign_id, config, len(ids), sent)
-
-
-def _status(db_session: Session, campaign_id: int) -> str | None:
-    status = db_session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
-    db_session.commit()
-    return status
+    return after_batch(db_session, campaign_id, config, len(ids), sent)
 
 
 class Batch:
@@ -400,48 +381,3 @@ def _recipient(row: Delivery, subscriber: Subscriber) -> Recipient:
         unsubscribe_url=links.unsubscribe_url(subscriber),
         preferences_url=links.preferences_url(subscriber),
     )
-
-
-def _after(
-    db_session: Session, campaign_id: int, config: Mapping[str, Any], claimed: int, sent: int
-) -> BatchResult:
-    """After a batch: pause on too many failures, finish when all is settled, or say when
-    the next batch is worth running."""
-    check_failure_rate(db_session, campaign_id, config)
-    now = utcnow()
-    waiting = db_session.execute(
-        select(func.count(), func.min(Delivery.next_attempt_at)).where(
-            Delivery.campaign_id == campaign_id, Delivery.status.in_(WAITING)
-        )
-    ).one()
-    if not waiting[0]:
-        finish(db_session, campaign_id)
-        sending = db_session.scalar(
-            select(
-                exists().where(Delivery.campaign_id == campaign_id, Delivery.status == "sending")
-            )
-        )
-        db_session.commit()
-        # Rows other batches still hold: look again when they should be settled.
-        return BatchResult(claimed, sent, more=bool(sending), wait=5.0)
-    db_session.commit()
-    status = _status(db_session, campaign_id)
-    if status == "cancelled":
-        # Rows this batch held when the send was cancelled, given back or waiting for a
-        # retry since: nobody will send them now.
-        skip_cancelled(db_session, campaign_id)
-    if status != "running":
-        return BatchResult(claimed, sent, more=False)
-    due_in = max((waiting[1] - now).total_seconds(), 0.0) if waiting[1] else 0.0
-    return BatchResult(claimed, sent, more=True, wait=min(due_in, 30.0))
-
-
-def skip_cancelled(db_session: Session, campaign_id: int) -> int:
-    """Settle the waiting rows of a cancelled campaign as skipped (cancelled); committed."""
-    result = db_session.execute(
-        update(Delivery)
-        .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(WAITING))
-        .values(status="skipped", skip_reason="cancelled")
-    )
-    db_session.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
