@@ -28,8 +28,10 @@ _fallback = MovingWindowRateLimiter(MemoryStorage())
 # Pages under these paths are personal (the console, its CSV exports, captured mail): no
 # browser or proxy may keep a copy (Cache-Control: no-store).
 PRIVATE_PREFIXES = ("/editor", "/dev/")
-# The largest id a URL may carry: 2**63 - 1, the range of a 64-bit signed integer column.
-MAX_URL_ID = 2**63 - 1
+# The largest id a URL may carry: 2**31 - 1, what an INTEGER column holds on PostgreSQL
+# (SQLite's reach 2**63 - 1). Every id and number in a URL is such a column; a larger value
+# would raise (OverflowError on SQLite, "integer out of range" on PostgreSQL), never match.
+MAX_URL_ID = 2**31 - 1
 
 # No inline script or style anywhere: pages load their CSS and JS from /static.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -109,8 +111,8 @@ def _security_headers(response: Response) -> Response:
 
 
 class BoundedIntConverter(IntegerConverter):
-    """``<int:…>`` that matches only what a database id can hold (SQLite's and PostgreSQL's
-    64-bit integers): a larger number is a URL that names nothing, 404, not an OverflowError."""
+    """``<int:…>`` that matches only what a database id column can hold (``MAX_URL_ID``): a
+    larger number is a URL that names nothing, 404, not a database error and a 500."""
 
     def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", MAX_URL_ID)
