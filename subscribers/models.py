@@ -127,6 +127,8 @@ class SignupRequest(Base):
     __tablename__ = "signup_request"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # When the request was made, or last enqueued again by the beat (which looks for rows
+    # older than its grace).
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # signup or link
     kind: Mapped[str] = mapped_column(String(10))

@@ -18,6 +18,7 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -75,7 +76,12 @@ def requeue_requests() -> int:
     query = select(SignupRequest.id).where(SignupRequest.created_at < utcnow() - grace)
     db_session = db.session()
     request_ids = list(db_session.scalars(query.order_by(SignupRequest.id)))
-    db_session.rollback()
+    # Made due again from now, as the outbox does: a request whose task is only waiting in a
+    # long queue is enqueued once more per grace period, not at every tick.
+    db_session.execute(
+        update(SignupRequest).where(SignupRequest.id.in_(request_ids)).values(created_at=utcnow())
+    )
+    db_session.commit()
     for request_id in request_ids:
         handle_request.delay(request_id)
     return len(request_ids)
