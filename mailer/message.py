@@ -34,6 +34,7 @@ from email.parser import BytesParser
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import Policy
 from email.utils import format_datetime
+from email.utils import getaddresses
 from typing import Any
 
 from core.db import utcnow
@@ -170,8 +171,15 @@ def build_message(
     body encoding: base64 keeps mostly-Chinese text a third of its quoted-printable size.
     """
     # A non-ASCII address cannot be an encoded-word (RFC 2047 forbids it in addresses): such a
-    # message is written in UTF-8 (RFC 6532) and the relay is asked for SMTPUTF8.
-    ascii_only = all(headers.get(name, "").isascii() for name in ("From", "To", "Reply-To"))
+    # message is written in UTF-8 (RFC 6532) and the relay is asked for SMTPUTF8. Only the
+    # addresses decide: a Chinese display name or subject is written as encoded-words, since
+    # the envelope of an ASCII address never asks for SMTPUTF8 and raw 8-bit headers would
+    # then be a protocol violation that receivers may refuse or garble.
+    ascii_only = all(
+        address.isascii()
+        for name in ("From", "To", "Reply-To")
+        for _, address in getaddresses([headers.get(name, "")])
+    )
     message = EmailMessage(policy=SMTP_POLICY if ascii_only else SMTP_POLICY.clone(utf8=True))
     for name, value in headers.items():
         message[name] = check_header(name, value)

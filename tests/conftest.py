@@ -181,6 +181,8 @@ class SmtpSink:
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    # The MAIL FROM options (SMTPUTF8, BODY=…) of each received message, in order.
+    mail_options: list[list[str]] = field(default_factory=list)
     refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
     data_refusals: dict[str, tuple[int, str]] = field(default_factory=dict)
     data_delays: dict[str, float] = field(default_factory=dict)
@@ -267,6 +269,7 @@ class SmtpSink:
             self.messages.append(
                 (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
             )
+            self.mail_options.append(list(envelope.mail_options))
         return "250 2.0.0 Ok: queued as SINK"
 
     def refuse(self, address: str, code: int, reply: str) -> None:
@@ -297,6 +300,7 @@ class SmtpSink:
         with self.lock:
             self.sender_refusal = None
             self.messages.clear()
+            self.mail_options.clear()
             self.refusals.clear()
             self.data_refusals.clear()
             self.data_delays.clear()
