@@ -355,3 +355,22 @@ def test_markup_and_header_syntax_in_the_name_stay_text(
     assert subscriber is not None and subscriber.name == name
     page = client.get(path_of(app, "preferences", subscriber)).get_data(as_text=True)
     assert "<b>Mal</b>" not in page and "&lt;b&gt;Mal&lt;/b&gt;" in page
+
+
+def test_an_encoded_word_name_cannot_make_a_readers_email_unbuildable(
+    app: Flask, client: FlaskClient, db: Session, smtp_sink: SmtpSink, celery_worker: object
+) -> None:
+    """The probe's name, an encoded-word hiding CR LF and a Bcc (issue 13.7): the signup is
+    stored, its confirmation is built and sent at the first try, to the address alone."""
+    name = "=?utf-8?q?Bob=0D=0ABcc:_evil@evil.test?="
+    response = client.post("/subscribe", data=signup_form(client, "bob@example.com", name=name))
+    assert response.status_code == 200
+    [message] = sent_to(smtp_sink, "bob@example.com")
+    assert str(message["To"]) == "bob@example.com"
+    assert message["Bcc"] is None and message["Cc"] is None
+    assert [rcpts for _, rcpts, _ in smtp_sink.messages] == [["bob@example.com"]]
+    with app.app_context():
+        rows = db.query(OutboxMessage).filter_by(to_address="bob@example.com").all()
+        assert [(row.status, row.attempts) for row in rows] == [("sent", 1)]
+    subscriber = fresh(db, "bob@example.com")
+    assert subscriber is not None and subscriber.name == name
