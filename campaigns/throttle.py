@@ -92,19 +92,27 @@ class Throttle:
         self.grab = max(1, min(10, int(self.rate * GRAB_SECONDS)))
         self.lock = threading.Lock()
         self.tokens = 0
+        self.tokens_until = 0.0
         self.backoffs: dict[str, float] = {}
         self.backoffs_read = -BACKOFF_REFRESH_SECONDS
 
     def wait_for_send(self) -> None:
-        """Block until the system-wide bucket lets one more message go."""
+        """Block until the system-wide bucket lets one more message go.
+
+        Tokens taken ahead are kept only for the GRAB_SECONDS they stand for, and only once
+        their wait is over: a process idle between batches, or a thread that found the
+        grabber still waiting, asks the shared bucket again instead of sending early.
+        """
         with self.lock:
-            if self.tokens:
+            if self.tokens and time.monotonic() < self.tokens_until:
                 self.tokens -= 1
                 return
-            self.tokens = self.grab - 1
         wait_ms = self._take(f"{self.namespace}:all", self.rate, "wait", self.grab)
         if wait_ms > 0:
             time.sleep(wait_ms / 1000)
+        with self.lock:
+            self.tokens = self.grab - 1
+            self.tokens_until = time.monotonic() + GRAB_SECONDS
 
     def provider_wait(self, domain: str) -> float:
         """Seconds before ``domain`` may be sent another message: 0 means now (and the

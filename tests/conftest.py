@@ -193,6 +193,10 @@ class SmtpSink:
     # Offer RFC 2920 pipelining, as Postfix and most relays do; a test turns it off to see
     # the client talk in lock-step to a relay without it.
     pipelining: bool = True
+    # Offer SMTPUTF8 (RFC 6531); a test turns it off to meet a relay without it.
+    smtputf8: bool = True
+    # Recipients whose refusal is followed by closing the connection, as 421 means.
+    closing_refusals: set[str] = field(default_factory=set)
     # Transactions whose RCPT TO had already arrived when MAIL FROM was answered: pipelined.
     pipelined: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -209,6 +213,9 @@ class SmtpSink:
         session.host_name = hostname
         with self.lock:
             pipelining = self.pipelining
+            smtputf8 = self.smtputf8
+        if not smtputf8:
+            responses = [line for line in responses if line != "250-SMTPUTF8"]
         # aiosmtpd reads one command line at a time, so pipelined commands work as sent.
         return [*responses[:-1], "250-PIPELINING", responses[-1]] if pipelining else responses
 
@@ -236,8 +243,12 @@ class SmtpSink:
     ) -> str:
         with self.lock:
             refusal = self.refusals.get(address.lower())
+            closing = address.lower() in self.closing_refusals
         if refusal is not None:
             code, reply = refusal
+            if closing:
+                # The reply is written first; the connection closes on the next loop turn.
+                asyncio.get_running_loop().call_soon(server.transport.close)
             return f"{code} {reply}"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -272,10 +283,13 @@ class SmtpSink:
             self.mail_options.append(list(envelope.mail_options))
         return "250 2.0.0 Ok: queued as SINK"
 
-    def refuse(self, address: str, code: int, reply: str) -> None:
-        """Answer RCPT TO for ``address`` with ``code`` (4xx temporary, 5xx permanent)."""
+    def refuse(self, address: str, code: int, reply: str, close: bool = False) -> None:
+        """Answer RCPT TO for ``address`` with ``code`` (4xx temporary, 5xx permanent), and
+        with ``close`` hang up after it, as a relay answering 421 does."""
         with self.lock:
             self.refusals[address.lower()] = (code, reply)
+            if close:
+                self.closing_refusals.add(address.lower())
 
     def refuse_data(self, address: str, code: int, reply: str = "") -> None:
         """Answer DATA of messages to ``address`` with ``code``; 0 drops the connection instead."""
@@ -307,6 +321,8 @@ class SmtpSink:
             self.connections = 0
             self.connection_refusal = None
             self.pipelining = True
+            self.smtputf8 = True
+            self.closing_refusals.clear()
             self.pipelined = 0
 
     def parsed(self) -> list[EmailMessage]:

@@ -12,6 +12,7 @@ from mailer.smtp import PermanentFailure
 from mailer.smtp import Relay
 from mailer.smtp import RelayFailure
 from mailer.smtp import TemporaryFailure
+from mailer.smtp import dot_stuffed
 from tests.conftest import SmtpSink
 
 SENDER = "newsletter@example.org"
@@ -113,3 +114,52 @@ def test_a_dropped_connection_is_a_relay_failure_and_the_next_send_reconnects(
     assert failed.value.stage == "data"
     assert sink.connections == 2
     assert [rcpts for _, rcpts, _ in sink.messages] == [["r@example.com"]]
+
+
+def test_a_421_that_closes_the_connection_fails_at_rcpt_with_the_relays_words(
+    sink: SmtpSink,
+) -> None:
+    """A provider's "421 4.7.0 … try later" to RCPT, then a hang-up: the failure names the
+    RCPT stage and keeps the reply (so the send backs off that domain), pipelined or not;
+    the next message opens a new connection."""
+    sink.refuse("busy@163.com", 421, "4.7.0 163.com: too many messages, try later", close=True)
+    with Relay(relay_config(sink)) as relay:
+        with pytest.raises(RelayFailure) as failed:
+            relay.send(message(1), SENDER, "busy@163.com")
+        relay.send(message(2), SENDER, "r@example.com")
+    assert (failed.value.code, failed.value.stage) == (421, "rcpt")
+    assert failed.value.reply.startswith("4.7.0 163.com: too many messages")
+    assert sink.connections == 2
+    assert [rcpts for _, rcpts, _ in sink.messages] == [["r@example.com"]]
+
+
+def test_an_internationalised_address_without_smtputf8_fails_that_message_only(
+    sink: SmtpSink,
+) -> None:
+    """A relay that does not offer SMTPUTF8 cannot take 读者@例子.中国: a permanent failure of
+    that message (not the relay's), and the connection serves the next reader."""
+    sink.smtputf8 = False
+    with Relay(relay_config(sink)) as relay:
+        with pytest.raises(PermanentFailure) as failed:
+            relay.send(message(1), SENDER, "读者@例子.中国")
+        relay.send(message(2), SENDER, "r@example.com")
+    assert not isinstance(failed.value, RelayFailure)
+    assert (failed.value.code, failed.value.stage) == (553, "rcpt")
+    assert sink.connections == 1
+    assert [rcpts for _, rcpts, _ in sink.messages] == [["r@example.com"]]
+
+
+@pytest.mark.parametrize(
+    ("payload", "wire"),
+    [
+        (b"a.b\r\nc.d\r\n", b"a.b\r\nc.d\r\n"),
+        (b".x\r\n", b"..x\r\n"),
+        (b"a\r\n.\r\nb", b"a\r\n..\r\nb\r\n"),
+        (b"line\n.\r\nQUIT\r\n", b"line\n..\r\nQUIT\r\n"),
+        (b"no dot", b"no dot\r\n"),
+    ],
+)
+def test_dot_stuffing_doubles_every_leading_dot(payload: bytes, wire: bytes) -> None:
+    """A dot that starts a line, after CRLF or a bare LF (as smtplib stuffs), is doubled, so
+    no content can end the message early or smuggle a command; the content ends in CRLF."""
+    assert dot_stuffed(payload) == wire

@@ -111,3 +111,25 @@ def test_domain_checks_read_redis_at_most_four_times_a_second(redis_dbs: dict[st
         assert throttle.provider_wait(f"company{index % 50}.example") == 0.0
     assert CountingRedis.commands <= 2
     client.close()
+
+
+def test_tokens_taken_ahead_expire_and_others_do_not_spend_them_early(
+    redis: redis_lib.Redis,
+) -> None:
+    """A process that took ten tokens and went idle asks the shared bucket again later
+    (another process may have used it up meanwhile), instead of sending nine at once."""
+    namespace = f"test-{uuid.uuid4().hex}"
+    fast = CONFIG | {"SEND_RATE": 200}
+    first, second = (Throttle(redis, fast, namespace=namespace) for _ in range(2))
+    first.wait_for_send()
+    assert first.tokens == 9
+    # The first process goes idle past the time its tokens stand for; then the other
+    # process drains the bucket (burst 200).
+    time.sleep(0.1)
+    for _ in range(200):
+        second.wait_for_send()
+    started = time.monotonic()
+    for _ in range(9):
+        first.wait_for_send()
+    # Nine more messages on an empty bucket at 200/s wait for it, rather than go at once.
+    assert time.monotonic() - started >= 0.03
