@@ -100,6 +100,7 @@ def create(
         new_subscribers=new_subscribers,
         created_by=editor.email,
         approved_by=None if waits else editor.email,
+        issue_version=issue.version,
         send_at=send_at or now,
         not_after=not_after,
     )
@@ -116,6 +117,18 @@ def create(
     if not waits:
         _start_when_due(db_session, campaign, enqueue_start)
     return campaign
+
+
+def _changed_since_scheduled(campaign: Campaign, issue: Issue | None) -> str | None:
+    """Why the campaign must not start with the issue as it is now, if it must not."""
+    if issue is None or issue.status != ("sent" if campaign.new_subscribers else "ready"):
+        return N_("The issue is no longer ready, so the send was stopped.")
+    if campaign.issue_version is not None and issue.version != campaign.issue_version:
+        return N_(
+            "The issue was changed after this send was scheduled, so the send was stopped; "
+            "schedule it again to send the new version."
+        )
+    return None
 
 
 def _check_issue(issue: Issue, new_subscribers: bool) -> None:
@@ -147,8 +160,16 @@ def approve(
         raise CampaignError(
             N_("A send must be approved by someone other than the editor who asked for it.")
         )
+    # What the administrator approves is the issue as it is now.
+    issue = db_session.get(Issue, campaign.issue_id)
+    version = issue.version if issue is not None else None
     if not _transition(
-        db_session, campaign_id, ("draft",), status="scheduled", approved_by=editor.email
+        db_session,
+        campaign_id,
+        ("draft",),
+        status="scheduled",
+        approved_by=editor.email,
+        issue_version=version,
     ):
         raise CampaignError(N_("This send is no longer waiting for approval."))
     db_session.refresh(campaign)
@@ -172,12 +193,11 @@ def start(
         return None
     campaign = _get(db_session, campaign_id)
     issue = db_session.get(Issue, campaign.issue_id)
-    if issue is None or issue.status != ("sent" if campaign.new_subscribers else "ready"):
-        # The issue was taken back to draft after the send was scheduled: it must not go out.
-        reason = {
-            "msgid": N_("The issue is no longer ready, so the send was stopped."),
-            "params": {},
-        }
+    stopped = _changed_since_scheduled(campaign, issue)
+    if stopped is not None:
+        # The issue was taken back to draft, or edited and made ready again, after the send
+        # was scheduled or approved: what was asked for (and approved) is not what would go.
+        reason = {"msgid": stopped, "params": {}}
         _transition(
             db_session,
             campaign_id,

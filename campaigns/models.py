@@ -63,6 +63,9 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # With NEWSLETTER_SEND_APPROVAL an editor's send waits as a draft for an administrator.
     approved_by: Mapped[str | None] = mapped_column(String(254))
+    # The content version of the issue when the send was asked for (and again when it was
+    # approved): a send never starts with content changed since then.
+    issue_version: Mapped[int | None]
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_by: Mapped[str | None] = mapped_column(String(254))

@@ -1,18 +1,24 @@
-"""Claims: a batch takes due retries before the queued backlog, each row once."""
+"""Claims and starts: a batch takes due retries before the queued backlog, each row once;
+a send starts only with the content it was scheduled (and approved) with."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from flask import Flask
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from campaigns import control
 from campaigns.claims import claim
+from campaigns.models import Campaign
 from campaigns.models import Delivery
 from core.db import utcnow
+from issues import store
+from issues.models import Article
+from issues.models import Section
 from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import ready_seed
 
@@ -62,3 +68,45 @@ def test_due_retries_are_claimed_before_the_queued_backlog(app: Flask, db: Sessi
         db.execute(select(Delivery.id, Delivery.status).where(Delivery.id == later)).all()
     )
     assert statuses == {later: "retry"}
+
+
+def test_a_send_does_not_start_with_content_changed_after_it_was_approved(
+    app: Flask, db: Session
+) -> None:
+    """An editor's send is approved, then the issue goes back to draft, an article title is
+    changed and the issue is ready again: when the send is due it is stopped, saying why,
+    and nothing is planned (the probe's review, issue 13.5)."""
+    issue = ready_seed(app, db)
+    add_readers(db, 5, app.config)
+    app.config.update(SEND_APPROVAL=True)
+    with app.app_context():
+        asker = control.Editor("editor@newsletter.test", is_admin=False)
+        later = utcnow() + timedelta(hours=1)
+        campaign = control.create(db, issue.id, asker, app.config, lambda _id: None, send_at=later)
+        db.commit()
+        admin = control.Editor("admin@newsletter.test", is_admin=True)
+        control.approve(db, campaign.id, admin, lambda _id: None)
+        db.commit()
+        store.set_status(db, issue.id, "draft")
+        article = db.scalars(
+            select(Article).join(Section).where(Section.issue_id == issue.id)
+        ).first()
+        assert article is not None
+        store.correct_article(db, article.id, title="改过的标题")
+        store.set_status(db, issue.id, "ready")
+        db.commit()
+        db.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign.id)
+            .values(send_at=utcnow() - timedelta(seconds=1))
+        )
+        db.commit()
+        assert control.start(db, campaign.id, None, app.config) is None
+        db.commit()
+    db.expire_all()
+    stopped = db.get(Campaign, campaign.id)
+    assert stopped is not None and stopped.status == "cancelled"
+    assert stopped.paused_reason is not None
+    assert "changed after this send was scheduled" in stopped.paused_reason["msgid"]
+    planned = db.scalar(select(func.count()).where(Delivery.campaign_id == campaign.id))
+    assert planned == 0

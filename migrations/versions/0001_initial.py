@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 12:23:24.684181
+Create Date: 2026-12-02 12:45:06.588138
 """
 
 from collections.abc import Sequence
@@ -143,6 +143,7 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=254), nullable=False),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('approved_by', sa.String(length=254), nullable=True),
+    sa.Column('issue_version', sa.Integer(), nullable=True),
     sa.Column('send_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('not_after', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('started_by', sa.String(length=254), nullable=True),
