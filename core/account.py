@@ -84,7 +84,8 @@ def login_code() -> str | Response:
         return redirect(url_for("auth.login"))
     form = CodeForm()
     if form.validate_on_submit():
-        if auth.code_refused(editor.id):
+        client = auth.client_key(request.remote_addr)
+        if auth.code_refused(editor.id, client):
             session.clear()
             abort(429)
         proof = totp.prove(db_session, editor, form.code.data or "")
@@ -94,7 +95,7 @@ def login_code() -> str | Response:
             _tell_recovery(proof)
             return redirect(safe_next(request.args.get("next")))
         db_session.rollback()
-        auth.record_code_failure(editor.id)
+        auth.record_code_failure(editor.id, client)
         form.code.errors = [_("This code is not right, or was used already. Try the newest one.")]
     return render_template("web/editor/login_code.html", form=form)
 
@@ -252,7 +253,7 @@ def new_recovery_codes() -> Response:
     with db.transaction() as db_session:
         codes = (
             totp.new_recovery_codes(db_session, editor)
-            if totp.check_code(editor, form.code.data or "")
+            if totp.check_code(db_session, editor, form.code.data or "")
             else None
         )
     if codes is None:

@@ -317,18 +317,28 @@ def record_login_failure(email: str, client: str) -> None:
 
 
 def _code_limit() -> RateLimitItem:
-    # Whoever reaches the second step knows the password; ten wrong codes in an hour stop
-    # them trying the million codes, at the cost of the editor waiting for that hour.
+    # Whoever reaches the second step knows the password; past ten wrong codes in an hour
+    # for an editor, only clients that have not failed on that editor are still heard.
     return parse_limit("10 per hour")
 
 
-def code_refused(editor_id: int) -> bool:
-    """Whether second-step codes for this editor are refused for now."""
+def code_refused(editor_id: int, client: str) -> bool:
+    """Whether to refuse this client's second-step codes for the editor for now: the editor
+    is under attack and this client has failed on them already. As with passwords, an
+    attacker who knows the password cannot lock the real editor out of the second step."""
     if not limiter.enabled:
         return False
-    return not limiter.limiter.test(_code_limit(), "login-code-fail", str(editor_id))
+    limit = _code_limit()
+    one_failure = type(limit)(1, limit.multiples, limit.namespace)
+    under_attack = not limiter.limiter.test(limit, "login-code-fail", str(editor_id))
+    return under_attack and not limiter.limiter.test(
+        one_failure, "login-code-client", str(editor_id), client
+    )
 
 
-def record_code_failure(editor_id: int) -> None:
+def record_code_failure(editor_id: int, client: str) -> None:
     if limiter.enabled:
-        limiter.limiter.hit(_code_limit(), "login-code-fail", str(editor_id))
+        limit = _code_limit()
+        one_failure = type(limit)(1, limit.multiples, limit.namespace)
+        limiter.limiter.hit(limit, "login-code-fail", str(editor_id))
+        limiter.limiter.hit(one_failure, "login-code-client", str(editor_id), client)

@@ -21,10 +21,13 @@ from sqlalchemy import ForeignKey
 from sqlalchemy import String
 from sqlalchemy import delete
 from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.auth import Editor
 from core.db import Base
@@ -86,21 +89,37 @@ def matching_step(secret: str, code: str, now: datetime) -> int | None:
     return None
 
 
-def check_code(editor: Editor, code: str) -> bool:
-    """Accept a fresh code from the editor's app once; the caller commits the used step."""
+def check_code(db_session: Session, editor: Editor, code: str) -> bool:
+    """Accept a fresh code from the editor's app once; the caller commits the used step.
+
+    The step is taken with a conditional UPDATE, so two requests racing with one code
+    cannot both pass: the second waits for the first's row lock (or SQLite's write lock)
+    and then finds the step used.
+    """
     code = normalise(code)
     if editor.totp_secret is None or not _CODE.fullmatch(code):
         return False
     step = matching_step(editor.totp_secret, code, utcnow())
-    if step is None or (editor.totp_last_step is not None and step <= editor.totp_last_step):
+    if step is None:
         return False
-    editor.totp_last_step = step
+    taken = db_session.execute(
+        update(Editor)
+        .where(
+            Editor.id == editor.id,
+            or_(Editor.totp_last_step.is_(None), Editor.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    set_committed_value(editor, "totp_last_step", step)
     return True
 
 
 def enable(db_session: Session, editor: Editor, code: str) -> list[str] | None:
     """Turn two-factor login on if ``code`` is right: the new recovery codes, else None."""
-    if editor.totp_enabled_at is not None or not check_code(editor, code):
+    if editor.totp_enabled_at is not None or not check_code(db_session, editor, code):
         return None
     editor.totp_enabled_at = utcnow()
     return new_recovery_codes(db_session, editor)
@@ -140,13 +159,20 @@ def use_recovery_code(db_session: Session, editor: Editor, code: str) -> bool:
     ).first()
     if row is None:
         return False
-    row.used_at = utcnow()
-    return True
+    # Spent only if still unspent when the UPDATE runs: a parallel request with the same
+    # code finds it used.
+    spent = db_session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(spent.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def prove(db_session: Session, editor: Editor, answer: str) -> Proof | None:
     """Pass the second step with a code from the app or a recovery code, or None."""
-    if check_code(editor, answer):
+    if check_code(db_session, editor, answer):
         return Proof("code", recovery_left(db_session, editor.id))
     if use_recovery_code(db_session, editor, answer):
         db_session.flush()

@@ -8,9 +8,11 @@ import time
 import pyotp
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import auth
+from core import totp
 from tests.helpers import csrf_token
 from tests.helpers import log_in
 from tests.helpers import make_editor
@@ -116,3 +118,56 @@ def test_an_admin_requiring_two_factor_forces_enrolment(
     assert disable.status_code == 302
     db.expire_all()
     assert db.get(auth.Editor, editor.id).totp_enabled_at is not None  # type: ignore[union-attr]
+
+
+def _client_at(app: Flask, address: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_wrong_codes_from_many_clients_cannot_lock_the_editor_out(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """Someone with the password sends ten wrong codes from ten addresses: the real editor,
+    from a client that has not failed, still logs in with the app's code, while a client
+    that failed is refused even with a right one (the review of issue 13.9)."""
+    make_editor(db)
+    log_in(client)
+    secret, _codes = _enrol(client)
+    for index in range(10):
+        attacker = _client_at(app, f"198.51.100.{index + 1}")
+        _password_step(attacker)
+        assert _code_step(attacker, "000000") == 200
+    failed = _client_at(app, "198.51.100.1")
+    _password_step(failed)
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    assert _code_step(failed, code) == 429
+    editor = _client_at(app, "203.0.113.9")
+    _password_step(editor)
+    assert _code_step(editor, code) == 302
+    assert editor.get("/editor/").status_code == 200
+
+
+def test_one_code_cannot_pass_twice_when_two_logins_race(app: Flask, db: Session) -> None:
+    """Two second steps read the editor before either wrote the used step: only the first
+    passes (the step is taken with a conditional UPDATE, not from the object read)."""
+    make_editor(db)
+    with app.app_context():
+        first_session = app.extensions["db"]()
+        second_session = app.extensions["db"]()
+        editor = first_session.scalars(select(auth.Editor).where(auth.Editor.email == EMAIL)).one()
+        secret = pyotp.random_base32()
+        editor.totp_secret = secret
+        first_session.commit()
+        first = first_session.get(auth.Editor, editor.id)
+        second = second_session.get(auth.Editor, editor.id)
+        assert first is not None and second is not None
+        assert second.totp_last_step is None
+        code = pyotp.TOTP(secret).now()
+        assert totp.check_code(first_session, first, code)
+        first_session.commit()
+        assert not totp.check_code(second_session, second, code)
+        second_session.rollback()
+        first_session.close()
+        second_session.close()
