@@ -156,6 +156,22 @@ SECRET_PARAMETERS = frozenset({"password", "pass", "passwd", "secret", "token", 
 HIDDEN = "***"
 
 
+# Everything between the scheme and the last "@": read as text, not by urlsplit, which ends
+# the authority at the first "/", "?" or "#", characters a password may hold unencoded (and
+# SQLAlchemy and redis-py accept so).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)(.*)@")
+
+
+def _without_userinfo_secret(text: str) -> str:
+    match = _USERINFO.match(text)
+    if match is None:
+        return text
+    scheme, userinfo = match.groups()
+    user = userinfo.split(":", 1)[0]
+    kept = f"{user}:{HIDDEN}" if ":" in userinfo and "/" not in user else HIDDEN
+    return f"{scheme}{kept}@{text[match.end() :]}"
+
+
 def redact_url(url: object) -> str:
     """``url`` as it may be printed: any password or secret in it replaced by ***.
 
@@ -163,16 +179,11 @@ def redact_url(url: object) -> str:
     bare ``:password@`` (Redis) and query parameters such as ``?password=`` do not. Text that
     is not a URL at all is shown only as far as it cannot hold a credential.
     """
-    text = str(url)
+    text = _without_userinfo_secret(str(url))
     try:
         parts = urlsplit(text)
     except ValueError:
         return HIDDEN
-    if "@" in parts.netloc:
-        userinfo, host = parts.netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{HIDDEN}@{host}" if ":" in userinfo else f"{HIDDEN}@{host}"
-        text = text.replace(parts.netloc, netloc, 1)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     if any(name.lower() in SECRET_PARAMETERS for name, _ in pairs):
         hidden = [(n, HIDDEN if n.lower() in SECRET_PARAMETERS else v) for n, v in pairs]
