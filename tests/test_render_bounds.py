@@ -14,6 +14,7 @@ from dataclasses import field
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -183,3 +184,22 @@ def test_previews_render_each_edition_once_until_the_issue_changes(
     assert saved.status_code == 302
     page = client.get("/editor/previews/361/companies,data,policy/full/zh").get_data(as_text=True)
     assert len(renders) == first + 3 and "改过的标题" in page
+
+
+def test_the_send_page_renders_each_edition_once_per_content_version(
+    app: Flask, client: FlaskClient, db: Session, renders: list[str]
+) -> None:
+    """The "who gets what" page shows every edition's size; a second view renders nothing
+    (it rendered all editions on every view, 4.7 s for a 500-article issue)."""
+    from tests.campaign_helpers import add_readers
+    from tests.campaign_helpers import ready_seed
+
+    issue = ready_seed(app, db)
+    add_readers(db, 30, app.config)
+    make_editor(db, role="admin")
+    log_in(client)
+    assert client.get(f"/editor/campaigns/new/{issue.id}").status_code == 200
+    first = len(renders)
+    assert first > 0
+    assert client.get(f"/editor/campaigns/new/{issue.id}").status_code == 200
+    assert len(renders) == first
