@@ -19,8 +19,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from email.parser import BytesParser
 from email.policy import SMTP
 from pathlib import Path
@@ -42,6 +40,9 @@ from mailer.render import render_segment  # noqa: E402
 from mailer.segments import Recipient  # noqa: E402
 from mailer.segments import all_segments  # noqa: E402
 from mailer.segments import make_segment  # noqa: E402
+from tests.test_render_bounds import Made  # noqa: E402  (the tests' synthetic issue)
+from tests.test_render_bounds import Part  # noqa: E402
+from tests.test_render_bounds import Piece  # noqa: E402
 
 SEED = ROOT.parent / "shared" / "seed" / "000_ad8e7aff219fd574.txt"
 
@@ -85,35 +86,6 @@ def email_package_message(rendered: RenderedSegment, reader: Recipient, config: 
     )
     payload = lists.encode() + message.as_bytes(policy=SMTP)
     return BytesParser(policy=SMTP).parsebytes(payload)
-
-
-@dataclass
-class Piece:
-    title: str
-    text: str
-    byline: str | None = None
-    source: str | None = "示例芯闻"
-    summary: str = ""
-    topics: list[str] = field(default_factory=list)
-
-    @property
-    def blocks(self) -> list[dict[str, Any]]:
-        return [{"type": "paragraph", "text": self.text}]
-
-
-@dataclass
-class Part:
-    name: str
-    articles: list[Piece]
-    topics: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Made:
-    sections: list[Part]
-    number: int = 999
-    title: str = "天堂之芯"
-    period: str | None = "2026-05"
 
 
 def made(count: int, words: str, repeat: int) -> Made:
