@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PY_SOURCES := core mailer issues subscribers campaigns tests bench web.py worker.py
+PY_SOURCES := core mailer issues subscribers campaigns inbound tests bench web.py worker.py
 # Message catalogues, as babel.cfg=translations-folder (see core/i18n.py).
 CATALOGUES := core/babel.cfg=core/translations mailer/babel.cfg=mailer/translations \
 	issues/babel.cfg=issues/translations subscribers/babel.cfg=subscribers/translations \
-	campaigns/babel.cfg=campaigns/translations
+	campaigns/babel.cfg=campaigns/translations inbound/babel.cfg=inbound/translations
 CATALOGUE_DIRS := core/translations mailer/translations issues/translations subscribers/translations \
-	campaigns/translations
+	campaigns/translations inbound/translations
 
 .PHONY: demo test lint types pytest translations migration clean bench bench-send i18n
 

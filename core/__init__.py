@@ -63,7 +63,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 # The packages above core, from the ground up; each has an ``init_app(app)`` that registers
 # its blueprints, commands, tasks, beat entries and editor navigation (core.registry).
-PACKAGES = ("mailer", "issues", "subscribers", "campaigns")
+PACKAGES = ("mailer", "issues", "subscribers", "campaigns", "inbound")
 
 
 def _register_packages(app: Flask) -> None:

@@ -29,6 +29,7 @@ CATALOGUES = (
     ("issues/babel.cfg", "issues/translations"),
     ("subscribers/babel.cfg", "subscribers/translations"),
     ("campaigns/babel.cfg", "campaigns/translations"),
+    ("inbound/babel.cfg", "inbound/translations"),
 )
 LANG_COOKIE = "lang"
 

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "issues.models",
     "subscribers.models",
     "campaigns.models",
+    "inbound.models",
 )
 
 
