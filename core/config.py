@@ -56,7 +56,27 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "MAIL_REPLY_TO": (None, "Reply-To address, if different from MAIL_FROM"),
     "MESSAGE_ID_DOMAIN": ("example.org", "domain on the right of every Message-ID"),
     "LIST_ID": ("newsletter.example.org", "List-Id header value (RFC 2919)"),
-    "UNSUBSCRIBE_MAILTO": ("unsubscribe@example.org", "mailto address in List-Unsubscribe"),
+    "UNSUBSCRIBE_MAILTO": (
+        "unsubscribe@example.org",
+        "mailto address in List-Unsubscribe; each reader's copy says unsubscribe+TOKEN@ that domain",
+    ),
+    # Bounces, complaints and mailed unsubscribes (issue 11, the inbound/ package).
+    "VERP_ENABLED": (
+        False,
+        "send each campaign email from its own return path BOUNCE_LOCAL_PART+TOKEN@BOUNCE_DOMAIN, so a bounce names its delivery",
+    ),
+    "BOUNCE_DOMAIN": (None, "domain of the VERP return paths; defaults to MAIL_FROM's domain"),
+    "BOUNCE_LOCAL_PART": ("bounces", "user part before the + of the VERP return paths"),
+    "SOFT_BOUNCE_LIMIT": (
+        3,
+        "temporary bounces of one reader within SOFT_BOUNCE_DAYS that stop their mail for good",
+    ),
+    "SOFT_BOUNCE_DAYS": (14, "days over which temporary bounces are counted"),
+    "INBOUND_HOST": (
+        "127.0.0.1",
+        "address the inbound mail receiver (bounces, unsubscribes) listens on",
+    ),
+    "INBOUND_PORT": (2525, "port of the inbound mail receiver"),
     "DKIM_DOMAIN": (None, "d= of the DKIM signature; signing is on when this and the key are set"),
     "DKIM_SELECTOR": ("newsletter", "s= of the DKIM signature"),
     "DKIM_PRIVATE_KEY_PATH": (None, "PEM file with the DKIM private key"),
@@ -296,6 +316,9 @@ def check(config: Mapping[str, Any]) -> None:
         "SEND_RELAY_FAILURES_TO_PAUSE",
         "SEND_FAILURE_RATE_TO_PAUSE",
         "SCHEDULER_SECONDS",
+        "SOFT_BOUNCE_LIMIT",
+        "SOFT_BOUNCE_DAYS",
+        "INBOUND_PORT",
     ):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] <= 0:
             raise ConfigError(
@@ -345,8 +368,16 @@ def check_sending(config: Mapping[str, Any]) -> None:
         )
     if config["SEND_FAILURE_RATE_TO_PAUSE"] > 100:
         raise ConfigError(f"{env_name('SEND_FAILURE_RATE_TO_PAUSE')} is a percentage, 1 to 100.")
-    if not isinstance(config["SEND_APPROVAL"], bool):
-        raise ConfigError(f"{env_name('SEND_APPROVAL')} must be true or false.")
+    for key in ("SEND_APPROVAL", "VERP_ENABLED"):
+        if not isinstance(config[key], bool):
+            raise ConfigError(f"{env_name(key)} must be true or false.")
+    for key in ("BOUNCE_DOMAIN", "BOUNCE_LOCAL_PART"):
+        # Part of every envelope sender: one plain ASCII word, no @, +, spaces or line breaks.
+        value = config[key]
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,200}", value):
+            raise ConfigError(
+                f"{env_name(key)} must be letters, digits, dots and hyphens, not {value!r}."
+            )
     try:
         ZoneInfo(str(config["TIMEZONE"]))
     except (ZoneInfoNotFoundError, ValueError):

@@ -1,0 +1,287 @@
+"""The event ledger (inbound.events.record): each kind's effect on deliveries, readers and the
+suppression list, once per (source, key), and what the next campaign then leaves out."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from campaigns import control
+from campaigns.models import Delivery
+from campaigns.send import message_id
+from inbound.events import MailEvent
+from inbound.events import delivery_of_message_id
+from inbound.events import record
+from inbound.models import MailEventRow
+from issues import store
+from subscribers.models import ConsentEvent
+from subscribers.models import Subscriber
+from subscribers.models import Suppression
+from tests.campaign_helpers import add_readers
+from tests.campaign_helpers import ready_seed
+from tests.helpers import SEED
+
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def _sent_campaign(app: Flask, db: Session, readers: int = 6) -> list[Delivery]:
+    """A campaign of the seed issue planned for ``readers`` readers and marked sent."""
+    issue = ready_seed(app, db)
+    add_readers(db, readers, app.config)
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+    db.execute(update(Delivery).values(status="sent", sent_at=NOW))
+    db.commit()
+    rows = list(db.scalars(select(Delivery).order_by(Delivery.id)))
+    for row in rows:
+        row.message_id = message_id(row.id, app.config)
+    db.commit()
+    return rows
+
+
+def _event(kind: str, key: str, **fields: Any) -> MailEvent:
+    values: dict[str, Any] = {
+        "kind": kind,
+        "source": "dsn",
+        "key": key,
+        "occurred_at": NOW,
+        "reason": "550 5.1.1 <someone>: Recipient address rejected: User unknown",
+        **fields,
+    }
+    return MailEvent(**values)
+
+
+def _subscriber(db: Session, delivery: Delivery) -> Subscriber:
+    db.expire_all()
+    found = db.get(Subscriber, delivery.subscriber_id)
+    assert found is not None
+    return found
+
+
+def _suppressed(db: Session) -> dict[str, str]:
+    return dict(db.execute(select(Suppression.email_hash, Suppression.reason)).all())
+
+
+def test_a_hard_bounce_marks_delivery_and_reader_and_suppresses(app: Flask, db: Session) -> None:
+    """A permanent bounce naming a delivery by its VERP id: that delivery and its reader are
+    'bounced', the address is suppressed as a hard bounce, a consent record says so; others stay."""
+    rows = _sent_campaign(app, db)
+    target, other = rows[0], rows[1]
+    result = record(
+        db, app.config, _event("hard_bounce", "k1", delivery_id=target.id, status="5.1.1")
+    )
+    db.commit()
+    assert (result.duplicate, result.effect) == (False, "suppressed")
+    reader = _subscriber(db, target)
+    assert db.get(Delivery, target.id).status == "bounced"  # type: ignore[union-attr]
+    assert reader.status == "bounced"
+    assert _suppressed(db) == {reader.email_hash: "hard_bounce"}
+    consent = db.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == reader.id)).one()
+    assert (consent.action, consent.source) == ("suppress", "bounce")
+    assert "5.1.1" in (consent.note or "") and "User unknown" in (consent.note or "")
+    assert _subscriber(db, other).status == "active"
+    assert db.get(Delivery, other.id).status == "sent"  # type: ignore[union-attr]
+    stored = db.scalars(select(MailEventRow)).one()
+    assert (stored.delivery_id, stored.subscriber_id, stored.campaign_id) == (
+        target.id,
+        reader.id,
+        target.campaign_id,
+    )
+    assert (stored.effect, stored.status, stored.kind) == ("suppressed", "5.1.1", "hard_bounce")
+
+
+def test_the_same_report_twice_counts_once(app: Flask, db: Session) -> None:
+    """The same (source, key) recorded twice is one row; the second changes nothing; the same key
+    from another source is another event."""
+    rows = _sent_campaign(app, db)
+    first = record(db, app.config, _event("soft_bounce", "same", delivery_id=rows[0].id))
+    db.commit()
+    again = record(db, app.config, _event("soft_bounce", "same", delivery_id=rows[0].id))
+    db.commit()
+    assert (first.duplicate, first.effect) == (False, "soft_counted")
+    assert (again.duplicate, again.effect) == (True, "soft_counted")
+    other = record(
+        db, app.config, _event("soft_bounce", "same", source="ses", delivery_id=rows[0].id)
+    )
+    db.commit()
+    assert not other.duplicate
+    assert db.scalar(select(func.count(MailEventRow.id))) == 2
+
+
+def test_soft_bounces_become_permanent_at_the_limit(app: Flask, db: Session) -> None:
+    """Temporary bounces are counted; the third within the days (the defaults) suppresses the
+    reader, and bounces older than the window do not count towards it."""
+    limit, days = app.config["SOFT_BOUNCE_LIMIT"], app.config["SOFT_BOUNCE_DAYS"]
+    assert (limit, days) == (3, 14)
+    rows = _sent_campaign(app, db)
+    target = rows[2]
+    old = NOW - timedelta(days=days + 1)
+    effects = [
+        record(
+            db, app.config, _event("soft_bounce", "old", delivery_id=target.id, occurred_at=old)
+        ).effect,
+        record(db, app.config, _event("soft_bounce", "s1", delivery_id=target.id)).effect,
+        record(db, app.config, _event("soft_bounce", "s2", delivery_id=target.id)).effect,
+    ]
+    db.commit()
+    assert effects == ["soft_counted"] * 3
+    assert _subscriber(db, target).status == "active" and _suppressed(db) == {}
+    last = record(
+        db, app.config, _event("soft_bounce", "s3", delivery_id=target.id, status="4.2.2")
+    )
+    db.commit()
+    assert last.effect == "suppressed"
+    reader = _subscriber(db, target)
+    assert reader.status == "bounced"
+    assert _suppressed(db) == {reader.email_hash: "hard_bounce"}
+    assert db.get(Delivery, target.id).status == "bounced"  # type: ignore[union-attr]
+
+
+def test_an_unknown_address_is_unmatched_and_changes_nothing(app: Flask, db: Session) -> None:
+    """A report about an address nobody has, or a Message-ID that is not ours (or forged),
+    is kept as 'unmatched'; no reader, delivery or suppression changes."""
+    rows = _sent_campaign(app, db)
+    forged = rows[0].message_id.replace(rows[0].message_id[-25:-20], "00000")  # type: ignore[union-attr]
+    for key, fields in [
+        ("a", {"address": "nobody@nowhere.example"}),
+        ("b", {"message_id": "<abc@elsewhere.example>"}),
+        ("c", {"message_id": forged}),
+        ("d", {"delivery_id": 10**12}),
+        ("e", {}),
+    ]:
+        assert record(db, app.config, _event("hard_bounce", key, **fields)).effect == "unmatched"
+    db.commit()
+    db.expire_all()
+    assert {s.status for s in db.scalars(select(Subscriber))} == {"active"}
+    assert {d.status for d in db.scalars(select(Delivery))} == {"sent"}
+    assert _suppressed(db) == {} and db.scalar(select(func.count(ConsentEvent.id))) == 0
+    assert db.scalar(select(func.count(MailEventRow.id))) == 5
+
+
+def test_a_delivery_is_found_by_message_id_then_by_address(app: Flask, db: Session) -> None:
+    """Without a VERP id, our Message-ID (as a report quotes it, in any case) names the
+    delivery; without that either, the address names the reader and their latest delivery."""
+    rows = _sent_campaign(app, db)
+    by_id, by_address = rows[0], rows[1]
+    quoted = (by_id.message_id or "").upper().strip("<>")
+    assert delivery_of_message_id(app.config, quoted) == by_id.id
+    record(db, app.config, _event("hard_bounce", "m", message_id=quoted))
+    address = _subscriber(db, by_address).email.upper()
+    record(db, app.config, _event("hard_bounce", "a", address=f" {address} "))
+    db.commit()
+    db.expire_all()
+    assert {d.id for d in db.scalars(select(Delivery).where(Delivery.status == "bounced"))} == {
+        by_id.id,
+        by_address.id,
+    }
+    assert len(_suppressed(db)) == 2
+
+
+def test_a_complaint_marks_the_reader_complained(app: Flask, db: Session) -> None:
+    """A spam complaint (ARF) marks the reader 'complained' and suppresses the address as a
+    complaint; the delivery stays 'sent' (it was delivered)."""
+    rows = _sent_campaign(app, db)
+    result = record(
+        db,
+        app.config,
+        _event("complaint", "c", source="arf", message_id=rows[3].message_id, reason="abuse"),
+    )
+    db.commit()
+    reader = _subscriber(db, rows[3])
+    assert result.effect == "suppressed" and reader.status == "complained"
+    assert _suppressed(db) == {reader.email_hash: "complaint"}
+    assert db.get(Delivery, rows[3].id).status == "sent"  # type: ignore[union-attr]
+    consent = db.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == reader.id)).one()
+    assert (consent.action, consent.source) == ("suppress", "complaint")
+
+
+def test_a_mailed_unsubscribe_unsubscribes_with_a_consent_record(app: Flask, db: Session) -> None:
+    """A mailed unsubscribe naming the reader (from the mailto token) unsubscribes them, with a
+    consent record from 'mailto'; a second one for the same reader changes nothing more."""
+    rows = _sent_campaign(app, db)
+    reader_id = rows[4].subscriber_id
+    first = record(
+        db,
+        app.config,
+        _event("unsubscribe", "u1", source="mailto", subscriber_id=reader_id, reason="unsubscribe"),
+    )
+    again = record(
+        db,
+        app.config,
+        _event("unsubscribe", "u2", source="mailto", subscriber_id=reader_id, reason="unsubscribe"),
+    )
+    db.commit()
+    assert (first.effect, again.effect) == ("unsubscribed", "ignored")
+    reader = _subscriber(db, rows[4])
+    assert reader.status == "unsubscribed" and reader.unsubscribed_at is not None
+    consent = db.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == reader_id)).one()
+    assert (consent.action, consent.source) == ("unsubscribe", "mailto")
+    assert _suppressed(db) == {}
+
+
+def test_an_auto_reply_is_kept_and_ignored(app: Flask, db: Session) -> None:
+    """An out-of-office reply is recorded against its delivery and changes nothing."""
+    rows = _sent_campaign(app, db)
+    result = record(
+        db, app.config, _event("auto_reply", "o", delivery_id=rows[0].id, reason="I am away")
+    )
+    db.commit()
+    assert result.effect == "ignored"
+    assert _subscriber(db, rows[0]).status == "active" and _suppressed(db) == {}
+    assert db.scalars(select(MailEventRow.delivery_id)).one() == rows[0].id
+
+
+def test_wrong_kinds_sources_and_times_are_refused_before_writing(app: Flask, db: Session) -> None:
+    """A kind or source outside the lists, an empty key or a naive time is the caller's
+    mistake: ValueError, and no row."""
+    for fields in [
+        {"kind": "bounce"},
+        {"source": "pop3"},
+        {"key": ""},
+        {"occurred_at": datetime(2026, 1, 1)},
+    ]:
+        with pytest.raises(ValueError):
+            record(db, app.config, dataclasses.replace(_event("hard_bounce", "x"), **fields))
+    assert db.scalar(select(func.count(MailEventRow.id))) == 0
+
+
+def test_the_next_campaign_leaves_bounced_and_complained_readers_out(
+    app: Flask, db: Session
+) -> None:
+    """After a hard bounce and a complaint on issue 361, the send of the next issue plans
+    deliveries for everyone else and none for those two."""
+    rows = _sent_campaign(app, db, readers=6)
+    record(db, app.config, _event("hard_bounce", "h", delivery_id=rows[0].id))
+    record(db, app.config, _event("complaint", "c", source="arf", delivery_id=rows[1].id))
+    db.commit()
+    parsed = dataclasses.replace(
+        store.parse(SEED.read_bytes(), "seed.txt", app.config), number=362, content_hash="1" * 64
+    )
+    issue = store.store_issue(db, parsed).issue
+    db.commit()
+    store.set_status(db, issue.id, "ready")
+    db.commit()
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+    planned = set(
+        db.scalars(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign.id))
+    )
+    assert planned == {row.subscriber_id for row in rows[2:]}
