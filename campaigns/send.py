@@ -54,6 +54,7 @@ from mailer.smtp import Relay
 from mailer.smtp import RelayFailure
 from mailer.smtp import TemporaryFailure
 from mailer.smtp import is_hard_bounce
+from mailer.verp import return_path
 from subscribers import links
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
@@ -238,8 +239,9 @@ class Batch:
             return "failed"
         self.unrecorded += 1
         try:
+            # The envelope sender names the delivery when VERP is on, so its bounce does too.
             result: Accepted | DeliveryFailure = relay.send(
-                email, self.config["MAIL_FROM"], subscriber.email
+                email, return_path(self.config, row.id), subscriber.email
             )
         except RelayFailure as error:
             if error.stage == "rcpt" and _PROVIDER_DEFERRAL.match(error.reply.strip()):
@@ -380,4 +382,5 @@ def _recipient(row: Delivery, subscriber: Subscriber) -> Recipient:
         locale=subscriber.locale,
         unsubscribe_url=links.unsubscribe_url(subscriber),
         preferences_url=links.preferences_url(subscriber),
+        subscriber_id=subscriber.id,
     )

@@ -39,6 +39,7 @@ from typing import Any
 
 from core.db import utcnow
 from mailer import dkim
+from mailer import verp
 from mailer.body import EncodedPart
 from mailer.render import RenderedSegment
 from mailer.segments import NAME_LIMIT
@@ -306,6 +307,8 @@ class IssueMail:
     config: Mapping[str, Any]
     list_id: bytes
     mailto: str
+    # A reader's own mailto is mailto_parts[0] + their token + mailto_parts[1] (mailer.verp).
+    mailto_parts: tuple[str, str]
     sender: bytes
     rest: bytes
     text_part: EncodedPart
@@ -321,10 +324,15 @@ class IssueMail:
         text, html = self.text_part.encode(values), self.html_part.encode(escaped_values(values))
         boundary = f"==============={secrets.randbelow(10**19):019d}=="
         identifier = message_id or make_message_id(self.config["MESSAGE_ID_DOMAIN"])
+        mailto = self.mailto
+        if recipient.subscriber_id is not None:
+            # The token is digits, a hyphen and base32 between parts checked once: no check.
+            reader = verp.token(self.config, verp.MAILTO_PURPOSE, recipient.subscriber_id)
+            mailto = reader.join(self.mailto_parts)
         head = b"".join(
             [
                 self.list_id,
-                f"List-Unsubscribe: <{unsubscribe}>,\r\n <{self.mailto}>\r\n".encode("ascii"),
+                f"List-Unsubscribe: <{unsubscribe}>,\r\n <{mailto}>\r\n".encode("ascii"),
                 b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
                 self.sender,
                 to_line(recipient.name, recipient.email),
@@ -354,6 +362,8 @@ def issue_mail(rendered: RenderedSegment, config: Mapping[str, Any]) -> IssueMai
     mailto = check_url(
         "List-Unsubscribe", f"mailto:{config['UNSUBSCRIBE_MAILTO']}?subject=unsubscribe"
     )
+    local, _, domain = str(config["UNSUBSCRIBE_MAILTO"]).rpartition("@")
+    mailto_parts = (f"mailto:{local}+", f"@{domain}?subject=unsubscribe")
     sender = sender_headers(config)
     # Subject and Reply-To come between the per-recipient To and Date; a NUL marks where the
     # Message-ID goes (check_header refuses NUL in any value, so none can be there already).
@@ -365,6 +375,7 @@ def issue_mail(rendered: RenderedSegment, config: Mapping[str, Any]) -> IssueMai
         config=config,
         list_id=checked_head(f"List-Id: {label}\r\n".encode("ascii")),
         mailto=mailto,
+        mailto_parts=mailto_parts,
         sender=folded("From", sender["From"], config["MAIL_FROM"]),
         rest=b"".join(rest),
         text_part=EncodedPart(rendered.text, rendered.slots.pattern),

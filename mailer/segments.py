@@ -203,6 +203,9 @@ class Recipient:
     locale: str
     unsubscribe_url: str
     preferences_url: str
+    # A campaign reader's id: their List-Unsubscribe mailto then carries a token naming them
+    # (mailer.verp); None for samples and test sends, which get the plain mailto.
+    subscriber_id: int | None = None
 
 
 def sample_recipient(config: Mapping[str, Any], locale: str) -> Recipient:
