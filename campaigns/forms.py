@@ -1,8 +1,8 @@
 """Forms of the send pages, and the words and times those pages show.
 
 Editors think in Beijing time; the database stores UTC. A time typed into a datetime-local
-field is read in the configured zone (TIMEZONE) here and handed on as an aware UTC datetime,
-and every time a page shows is turned back into that zone here: nothing else converts.
+field is read in the configured zone (TIMEZONE) and handed on as an aware UTC datetime, and
+every time a page shows is turned back into that zone, both by core.clock, the console's one clock.
 The engine's refusals and pause reasons are message ids with values, translated here too.
 """
 
@@ -14,13 +14,11 @@ import re
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from flask import current_app
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -38,20 +36,17 @@ from wtforms.widgets import DateTimeLocalInput
 
 from campaigns.models import Campaign
 from campaigns.progress import Failure
+from core import clock as clock_
 from core import topics
 from core.i18n import N_
 from subscribers.csvfile import safe_cell
 from subscribers.service import AddressError
 from subscribers.service import normalise
 
-# What a datetime-local field sends (with or without seconds), and the same with a space,
-# as typed into browsers that show the field as plain text.
-TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
 # A start time this far in the past is a typing mistake, not "now".
 PAST_TOLERANCE = timedelta(minutes=5)
 MAX_TEST_ADDRESSES = 5
 ADDRESS_SEPARATORS = re.compile(r"[\s,;，；、]+")
-BEIJING = ("Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "Asia/Urumqi", "PRC")
 
 STATUS_LABELS: dict[str, Any] = {
     "draft": _l("waiting for approval"),
@@ -130,14 +125,7 @@ class Schedule:
 
 def parse_local(text: str, zone: ZoneInfo) -> datetime:
     """A time typed in ``zone`` as an aware UTC datetime; ValueError if it is not one."""
-    cleaned = text.strip()
-    for pattern in TIME_FORMATS:
-        try:
-            typed = datetime.strptime(cleaned, pattern)
-        except ValueError:
-            continue
-        return typed.replace(tzinfo=zone).astimezone(UTC)
-    raise ValueError(text)
+    return clock_.parse_local(text, zone)
 
 
 def schedule(form: SendForm, zone: ZoneInfo, now: datetime) -> Schedule | None:
@@ -170,45 +158,17 @@ def _field_time(field: StringField, zone: ZoneInfo) -> datetime | None:
         return None
 
 
-def local(moment: datetime, zone: ZoneInfo) -> datetime:
-    return moment.astimezone(zone)
-
-
-def show_time(moment: datetime, zone: ZoneInfo, locale: str) -> str:
-    """2026年12月1日 15:52 / 1 December 2026, 15:52, in ``zone``, without the zone's name."""
-    shown = local(moment, zone)
-    if locale == "zh":
-        return f"{shown.year}年{shown.month}月{shown.day}日 {shown:%H:%M}"
-    return str(format_datetime(shown, "d MMMM y, HH:mm", locale="en"))
-
-
-def zone_name(zone: ZoneInfo) -> str:
-    """What editors call the zone: Beijing time for China's, else the zone's own key."""
-    return str(_l("Beijing time")) if zone.key in BEIJING else zone.key
-
-
-# --- Words and times ----------------------------------------------------------------------
-
-
 def zone() -> ZoneInfo:
-    return ZoneInfo(str(current_app.config["TIMEZONE"]))
+    return clock_.zone()
 
 
 def page_locale() -> str:
     return str(get_locale() or "zh")
 
 
-def when(moment: datetime | None) -> str:
-    """A time as editors read it: in TIMEZONE, with the zone's name."""
-    if moment is None:
-        return ""
-    shown = show_time(moment, zone(), page_locale())
-    return str(_("%(time)s (%(zone)s)", time=shown, zone=zone_name(zone())))
-
-
-def clock(moment: datetime | None) -> str:
-    """A time in TIMEZONE without the zone's name, for tables that name it once."""
-    return "" if moment is None else show_time(moment, zone(), page_locale())
+# One clock for the whole console (core.clock); the names stay for this package's callers.
+when = clock_.when
+clock = clock_.clock
 
 
 def translated(msgid: str, params: dict[str, Any] | None = None) -> str:
@@ -249,7 +209,7 @@ def template_helpers() -> dict[str, Any]:
         "when": when,
         "clock": clock,
         "edition_label": edition_label,
-        "zone_name": zone_name(zone()),
+        "zone_name": clock_.zone_label(),
     }
 
 
@@ -269,7 +229,7 @@ def failures_file(rows: Iterable[Failure], local_zone: ZoneInfo) -> Iterator[str
             str(row.attempts),
             str(row.smtp_code or ""),
             safe_cell(row.smtp_reply),
-            local(row.at, local_zone).strftime("%Y-%m-%d %H:%M:%S") if row.at else "",
+            row.at.astimezone(local_zone).strftime("%Y-%m-%d %H:%M:%S") if row.at else "",
         )
         for row in rows
     )

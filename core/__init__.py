@@ -21,6 +21,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from core import auth
     from core import celery
     from core import cli
+    from core import clock
     from core import config
     from core import db
     from core import devmail
@@ -43,6 +44,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     registry.init_app(app)
     db.init_app(app)
     i18n.init_app(app)
+    clock.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)

@@ -7,10 +7,6 @@ never stored by the browser or a proxy.
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from babel.dates import format_datetime
 from flask import Blueprint
 from flask import abort
 from flask import current_app
@@ -20,7 +16,6 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import func
 from sqlalchemy import select
@@ -53,14 +48,6 @@ def _me() -> auth.Editor:
     editor = auth.current_editor()
     assert editor is not None, "only views behind login_required ask"
     return editor
-
-
-def clock(moment: datetime) -> str:
-    """2026年12月1日 15:52 / 1 December 2026, 15:52, in the editors' time zone."""
-    shown = moment.astimezone(ZoneInfo(str(current_app.config["TIMEZONE"])))
-    if str(get_locale()) == "zh":
-        return f"{shown.year}年{shown.month}月{shown.day}日 {shown:%H:%M}"
-    return str(format_datetime(shown, "d MMMM y, HH:mm", locale="en"))
 
 
 def _private(page: str) -> Response:
@@ -128,7 +115,6 @@ def _account_page(editor: auth.Editor, password_form: PasswordChangeForm) -> str
         sessions=sessions.live(db_session, editor.id, auth.idle_lifetime()),
         current_id=current.id if current else None,
         describe=sessions.describe_browser,
-        clock=clock,
         password_form=password_form,
         button=ButtonForm(),
         recovery_left=totp.recovery_left(db_session, editor.id),
@@ -210,7 +196,6 @@ def _two_factor_status(editor: auth.Editor) -> str:
     return render_template(
         "web/editor/two_factor.html",
         editor=editor,
-        clock=clock,
         recovery_left=totp.recovery_left(db.session(), editor.id),
         code_form=CodeForm(),
         password_form=PasswordCheckForm(),
@@ -290,7 +275,6 @@ def accounts() -> str:
         "web/editor/accounts.html",
         editors=editors,
         counts=_live_counts(db_session),
-        clock=clock,
         button=ButtonForm(),
         me=_me(),
     )
