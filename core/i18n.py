@@ -8,6 +8,7 @@ independently. Flask-Babel merges the catalogues of all directories listed in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from babel.support import NullTranslations
@@ -47,17 +48,36 @@ def translation_directories() -> list[str]:
 
 
 def select_locale() -> str:
-    """The reader's explicit choice (``?lang=`` or the cookie it set), else the default.
+    """The visitor's language: ``?lang=``, else the cookie an earlier ``?lang=`` set, else the
+    browser's ``Accept-Language`` (its first zh-* or en-* entry by quality), else the default.
 
-    Outside a request (commands, tasks) messages are in English, the language of the code.
+    Links in a reader's emails carry ``?lang=`` with the reader's language (subscribers.links),
+    so the pages they open speak it. Outside a request (commands, tasks) messages are in
+    English, the language of the code.
     """
     if not has_request_context():
         return "en"
-    choice = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
-    if choice in LOCALES:
-        return choice
+    for choice in (request.args.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if choice in LOCALES:
+            return choice
+    browser = browser_locale(request.accept_languages)
+    if browser is not None:
+        return browser
     default: str = current_app.config["DEFAULT_LOCALE"]
     return default
+
+
+def browser_locale(accepted: Iterable[tuple[str, float]]) -> str | None:
+    """The first of our languages among (tag, quality) pairs, best quality first: zh-TW and
+    zh-Hans are Chinese, en-GB is English; None when the browser names neither."""
+    ranked = sorted(
+        ((tag, quality) for tag, quality in accepted if quality > 0), key=lambda pair: -pair[1]
+    )
+    for tag, _quality in ranked:
+        primary = tag.replace("_", "-").split("-", 1)[0].strip().lower()
+        if primary in LOCALES:
+            return primary
+    return None
 
 
 def init_app(app: Flask) -> None:
@@ -73,6 +93,10 @@ def _remember_choice(response):  # type: ignore[no-untyped-def]
     choice = request.args.get("lang")
     if choice in LOCALES and request.cookies.get(LANG_COOKIE) != choice:
         response.set_cookie(LANG_COOKIE, choice, max_age=365 * 86400, samesite="Lax", httponly=True)
+    if choice not in LOCALES:
+        # Without ?lang= the page's language depends on these two request headers.
+        response.vary.add("Cookie")
+        response.vary.add("Accept-Language")
     return response
 
 

@@ -345,7 +345,8 @@ def _render(
         text=text,
         slots=slots,
         greetings=greetings(segment.locale, slots["name"]),
-        view_online_url=f"{base}/issues/{number}",
+        # The web copy opens in the edition's language, as the reader's other links do.
+        view_online_url=f"{base}/issues/{number}?lang={segment.locale}",
         shortened=tuple(
             Shortened(view.number, view.title)
             for _, items in views

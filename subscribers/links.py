@@ -5,6 +5,9 @@ A token carries the subscriber's id and a nonce stored on the row. Confirmation 
 unsubscribe tokens never expire (they sit in old emails, and RFC 8058 one-click unsubscribe
 must keep working for good) and are refused only once the subscriber is erased.
 Tokens are made when an email is built and are never stored.
+
+Each link ends in ``?lang=`` with the reader's language, so the page it opens (and the
+pages after it, by the cookie ``?lang=`` sets) speaks the language the reader chose.
 """
 
 from __future__ import annotations
@@ -13,19 +16,24 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from core import tokens
+from core.config import LOCALES
 from subscribers.models import Subscriber
 
 
 class LinkError(Exception):
     """The link cannot be used: ``reason`` is invalid, expired, used or erased."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, subscriber: Subscriber | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        # Set for a used confirmation link: its page says whether the subscription is active.
+        self.subscriber = subscriber
 
 
-def _absolute(path: str) -> str:
-    return str(current_app.config["BASE_URL"]).rstrip("/") + path
+def _absolute(path: str, subscriber: Subscriber) -> str:
+    """The link on this site, in the reader's language (an unknown one is left out)."""
+    url = str(current_app.config["BASE_URL"]).rstrip("/") + path
+    return f"{url}?lang={subscriber.locale}" if subscriber.locale in LOCALES else url
 
 
 def confirm_token(subscriber: Subscriber) -> str:
@@ -41,16 +49,16 @@ def unsubscribe_token(subscriber: Subscriber) -> str:
 
 
 def confirm_url(subscriber: Subscriber) -> str:
-    return _absolute(f"/confirm/{confirm_token(subscriber)}")
+    return _absolute(f"/confirm/{confirm_token(subscriber)}", subscriber)
 
 
 def preferences_url(subscriber: Subscriber) -> str:
-    return _absolute(f"/preferences/{preferences_token(subscriber)}")
+    return _absolute(f"/preferences/{preferences_token(subscriber)}", subscriber)
 
 
 def unsubscribe_url(subscriber: Subscriber) -> str:
     """The page with one button, and the RFC 8058 one-click target of List-Unsubscribe."""
-    return _absolute(f"/unsubscribe/{unsubscribe_token(subscriber)}")
+    return _absolute(f"/unsubscribe/{unsubscribe_token(subscriber)}", subscriber)
 
 
 def resolve(db_session: Session, purpose: str, token: str) -> Subscriber:
@@ -73,5 +81,7 @@ def resolve(db_session: Session, purpose: str, token: str) -> Subscriber:
         raise LinkError("erased")
     nonce = subscriber.confirm_nonce if purpose == "confirm" else subscriber.link_nonce
     if payload[1] != nonce:
-        raise LinkError("used" if purpose == "confirm" else "invalid")
+        if purpose == "confirm":
+            raise LinkError("used", subscriber)
+        raise LinkError("invalid")
     return subscriber
