@@ -49,7 +49,13 @@ bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
 UPLOAD_KEY = "issue_upload"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
-STATUS_LABELS = {"draft": _l("draft"), "ready": _l("ready to send"), "sent": _l("sent")}
+# One name per issue status, on every page that shows one (issues, previews, sends): a ready
+# issue is already on the website, so its name says so.
+STATUS_LABELS = {
+    "draft": _l("Draft"),
+    "ready": _l("Ready, published to the website"),
+    "sent": _l("Sent"),
+}
 
 
 class UploadForm(FlaskForm):
@@ -61,6 +67,7 @@ class UploadForm(FlaskForm):
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.add_template_global(status_label, "issue_status_label")
 
 
 @bp.context_processor
@@ -256,12 +263,16 @@ def change_status(issue_id: int) -> Any:
 
     Editors import, check, mark ready and send, as the people who use it expect; an
     association that wants a second pair of eyes turns on NEWSLETTER_SEND_APPROVAL.
-    Taking a ready issue back to draft removes it from the public archive, so it needs the
-    confirmation page's button (``confirmed``); without it the editor is sent there.
+    Both changes are seen by the public at once (marking ready publishes the issue to the
+    website, back to draft takes it off), so each needs its confirmation page's button
+    (``confirmed``); without it the editor is sent there.
     """
     status = request.form.get("status", "")
-    if status == "draft" and request.form.get("confirmed") != "yes":
-        return redirect(url_for("issues.confirm_draft", issue_id=issue_id), 303)
+    if request.form.get("confirmed") != "yes":
+        if status == "draft":
+            return redirect(url_for("issues.confirm_draft", issue_id=issue_id), 303)
+        if status == "ready":
+            return redirect(url_for("issues.confirm_ready", issue_id=issue_id), 303)
     try:
         with db.transaction() as db_session:
             issue = issues.set_status(db_session, issue_id, status)
@@ -270,14 +281,11 @@ def change_status(issue_id: int) -> Any:
     except issues.IssueError as error:
         flash(translated(error), "error")
         return redirect(url_for("issues.show", issue_id=issue_id))
-    flash(
-        _(
-            "Issue %(number)s is now: %(status)s.",
-            number=issue.number,
-            status=status_label(issue.status),
-        ),
-        "info",
-    )
+    if issue.status == "ready":
+        message = _("Issue %(number)s is ready and published to the website.", number=issue.number)
+    else:
+        message = _("Issue %(number)s is a draft again and off the website.", number=issue.number)
+    flash(message, "info")
     return redirect(url_for("issues.show", issue_id=issue_id))
 
 
@@ -292,6 +300,19 @@ def confirm_draft(issue_id: int) -> Any:
     if issue.status != "ready" or issues.is_sent(db.session(), issue):
         return redirect(url_for("issues.show", issue_id=issue_id))
     return render_template("web/issues/confirm_draft.html", issue=issue)
+
+
+@bp.get("/<int:issue_id>/ready")
+@auth.login_required()
+def confirm_ready(issue_id: int) -> Any:
+    """The confirmation step before a draft is marked ready, which publishes it to the website."""
+    try:
+        issue = issues.load_issue(db.session(), issue_id)
+    except issues.NotFound:
+        abort(404)
+    if issue.status != "draft" or issues.is_sent(db.session(), issue):
+        return redirect(url_for("issues.show", issue_id=issue_id))
+    return render_template("web/issues/confirm_ready.html", issue=issue)
 
 
 # --- Uploads waiting for confirmation -----------------------------------------------------

@@ -441,7 +441,8 @@ def test_marking_ready_publishes_to_the_archive_and_draft_hides_it(
     assert public.get(f"/issues/{stored.number}").status_code == 404
     token = csrf_token(editor, f"/editor/issues/{stored.id}")
     response = editor.post(
-        f"/editor/issues/{stored.id}/status", data={"status": "ready", "csrf_token": token}
+        f"/editor/issues/{stored.id}/status",
+        data={"status": "ready", "confirmed": "yes", "csrf_token": token},
     )
     assert response.status_code == 302
     assert public.get(f"/issues/{stored.number}").status_code == 200
@@ -571,7 +572,9 @@ def test_html_in_titles_is_shown_as_text(client: FlaskClient, app: Flask, db: Se
     pages.append(client.get(issue_page).get_data(as_text=True))
     pages.append(client.get(INDEX).get_data(as_text=True))
     issue_id = int(issue_page.rsplit("/", 1)[1])
-    client.post(f"{issue_page}/status", data={"status": "ready", "csrf_token": token})
+    client.post(
+        f"{issue_page}/status", data={"status": "ready", "confirmed": "yes", "csrf_token": token}
+    )
     assert db.get(Issue, issue_id).status == "ready"  # type: ignore[union-attr]
     public = app.test_client()
     pages += [

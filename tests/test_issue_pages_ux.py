@@ -1,0 +1,93 @@
+"""The issue pages as an editor meets them in a browser: confirmations, status names, messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from issues.models import Issue
+from tests.conftest import LiveServer
+from tests.helpers import make_editor
+from tests.test_campaign_pages import ready_issue
+
+WORDS = {
+    "zh": {
+        "mark": "设为已就绪……",
+        "ask": "把第 361 期设为已就绪并发布到网站？",
+        "confirm": "设为已就绪并发布到网站",
+        "done": "第 361 期已就绪，并已发布到网站。",
+        "ready": "已就绪（已发布到网站）",
+        "draft": "草稿",
+    },
+    "en": {
+        "mark": "Mark ready…",
+        "ask": "Mark issue 361 ready and publish it?",
+        "confirm": "Mark ready and publish to the website",
+        "done": "Issue 361 is ready and published to the website.",
+        "ready": "Ready, published to the website",
+        "draft": "Draft",
+    },
+}
+
+
+def log_in(page: Any, url: str, lang: str) -> None:
+    page.goto(f"{url}/editor/login?lang={lang}")
+    page.fill("input[name=email]", "editor@newsletter.test")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/editor/")
+
+
+def status_of(db: Session, issue_id: int) -> str:
+    db.expire_all()
+    issue = db.get(Issue, issue_id)
+    db.rollback()
+    assert issue is not None
+    return issue.status
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_mark_ready_asks_first_because_it_publishes(
+    app: Flask, live_server: LiveServer, page: Any, db: Session, lang: str
+) -> None:
+    """A draft's 设为已就绪 button leads to a question first; only its answer publishes the issue."""
+    words = WORDS[lang]
+    make_editor(db)
+    issue = ready_issue(app, db, status="draft")
+    log_in(page, live_server.url, lang)
+    page.goto(f"{live_server.url}/editor/issues/{issue.id}")
+    page.get_by_role("button", name=words["mark"]).click()
+    page.wait_for_url(f"**/editor/issues/{issue.id}/ready")
+    assert page.locator("h1").inner_text() == words["ask"]
+    assert status_of(db, issue.id) == "draft"
+    assert app.test_client().get("/issues/361").status_code == 404
+    page.get_by_role("button", name=words["confirm"]).click()
+    page.wait_for_url(f"**/editor/issues/{issue.id}")
+    assert words["done"] in page.inner_text("main")
+    assert status_of(db, issue.id) == "ready"
+    assert app.test_client().get("/issues/361").status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_issue_status_has_one_name_on_every_page(
+    app: Flask, live_server: LiveServer, page: Any, db: Session, lang: str
+) -> None:
+    """A ready issue is called 已就绪（已发布到网站） on the issue list, its page, previews and sends."""
+    words = WORDS[lang]
+    make_editor(db)
+    issue = ready_issue(app, db)
+    log_in(page, live_server.url, lang)
+    for path in (
+        "/editor/issues/",
+        f"/editor/issues/{issue.id}",
+        "/editor/previews/",
+        "/editor/campaigns/",
+    ):
+        page.goto(live_server.url + path)
+        badges = page.locator(".status-ready").all_inner_texts()
+        assert badges and set(badges) == {words["ready"]}, path
