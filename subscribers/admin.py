@@ -34,6 +34,7 @@ from core import auth
 from core import db
 from core.db import utcnow
 from subscribers import csvfile
+from subscribers import history
 from subscribers import imports
 from subscribers import service
 from subscribers import tasks
@@ -57,17 +58,6 @@ SUBSCRIBER = "<int(max=2147483647):subscriber_id>"
 JOB = "<int(max=2147483647):job_id>"
 Page = str | BaseResponse | tuple[str, int]
 
-ACTION_LABELS: dict[str, Any] = {
-    "subscribe": _l("signed up"),
-    "confirm": _l("confirmed"),
-    "preferences": _l("changed preferences"),
-    "unsubscribe": _l("unsubscribed"),
-    "resubscribe": _l("subscribed again"),
-    "import": _l("imported"),
-    "member": _l("membership changed"),
-    "suppress": _l("suppressed"),
-    "erase": _l("erased"),
-}
 CSV_ERRORS: dict[str, Any] = {
     "encoding": _l(
         "The file is neither UTF-8 nor GB18030 text. Save it as “CSV UTF-8” and try again."
@@ -219,13 +209,12 @@ def detail(subscriber_id: int) -> Page:
     return render_template(
         "web/subscribers_admin/detail.html",
         subscriber=subscriber,
-        events=list(events),
+        history=history.entries(events),
         member_form=member_form,
         erase_form=EraseForm(),
         button=ButtonForm(),
         suppressed=service.is_blocked(db.session(), subscriber),
         topics=topics,
-        actions=ACTION_LABELS,
     )
 
 

@@ -81,7 +81,8 @@ def test_marking_a_member_sets_digest_and_is_recorded(client: FlaskClient, db: S
     _admin(client, db)
     subscriber = add_subscriber(db, "m@example.com", format="full")
     page = _post(client, subscriber, "member", member="y", organisation="芯片协会成员单位")
-    assert "已保存" in page and "会员信息变更" in page
+    # The history says it as a sentence (issue 12): who changed what.
+    assert "已保存" in page and "由 admin@newsletter.test 修改会员信息，单位：— → 芯片协会成员单位" in page
     after = fresh(db, "m@example.com")
     assert after is not None
     assert (after.member, after.organisation, after.format) == (True, "芯片协会成员单位", "digest")
