@@ -37,11 +37,13 @@ from werkzeug.wrappers import Response
 from core import auth
 from core import db
 from core import topics
+from issues import import_review
 from issues import store as issues
 from issues import uploads
 from issues.importer import NotAnIssue
 from issues.importer import ParsedIssue
 from issues.importer import ParseWarning
+from issues.importer import decode
 from mailer.blocks import block_counts
 
 bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
@@ -55,6 +57,22 @@ STATUS_LABELS = {
     "draft": _l("Draft"),
     "ready": _l("Ready, published to the website"),
     "sent": _l("Sent"),
+}
+
+
+# What importing a file changes in a stored draft's article, and where a skipped part stands.
+CHANGE_WORDS = {
+    "title": _l("title"),
+    "summary": _l("summary"),
+    "topics": _l("topics"),
+    "text": _l("text"),
+    "added": _l("new in the file"),
+    "removed": _l("not in the file, so it is removed"),
+}
+SKIPPED_WORDS = {
+    "before": _l("%(lines)s, before the first article (cover, table of contents)"),
+    "between": _l("%(lines)s, between two articles"),
+    "after": _l("%(lines)s, after the last article (back cover, notices)"),
 }
 
 
@@ -77,7 +95,23 @@ def _labels() -> dict[str, Any]:
         "status_label": status_label,
         "counts": block_counts,
         "translated": translated,
+        "change_words": change_words,
+        "skipped_words": skipped_words,
     }
+
+
+def change_words(fields: tuple[str, ...]) -> str:
+    """What changes in an article, as a list in the page's language ("标题、摘要")."""
+    return str(_(", ")).join(str(CHANGE_WORDS[name]) for name in fields)
+
+
+def skipped_words(part: import_review.Skipped) -> str:
+    """Where a part of the file that no article took stands, with its line numbers."""
+    if part.first == part.last:
+        lines = _("line %(number)s", number=part.first)
+    else:
+        lines = _("lines %(first)s–%(last)s", first=part.first, last=part.last)
+    return str(SKIPPED_WORDS[part.where] % {"lines": lines})
 
 
 def topic_label(key: str) -> str:
@@ -155,6 +189,11 @@ def preview() -> Any:
         action=action,
         existing=existing,
         refusal=refusal,
+        unsourced=import_review.unsourced(pending.parsed),
+        skipped=import_review.skipped(pending.parsed, decode(pending.data)),
+        changes=import_review.lost_changes(existing, pending.parsed)
+        if existing is not None and action == "replaced"
+        else [],
     )
 
 
@@ -334,6 +373,7 @@ class Pending(NamedTuple):
 
     token: str
     filename: str
+    data: bytes
     parsed: ParsedIssue
 
 
@@ -348,7 +388,7 @@ def _load_upload() -> Pending | None:
         parsed = issues.parse(upload.data, upload.filename, current_app.config)
     except NotAnIssue:
         return None
-    return Pending(token, upload.filename, parsed)
+    return Pending(token, upload.filename, upload.data, parsed)
 
 
 def _discard_upload(db_session: Session) -> None:
