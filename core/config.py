@@ -371,6 +371,14 @@ def check_sending(config: Mapping[str, Any]) -> None:
     for key in ("SEND_APPROVAL", "VERP_ENABLED"):
         if not isinstance(config[key], bool):
             raise ConfigError(f"{env_name(key)} must be true or false.")
+    # Each reader's mailto is its user part, +TOKEN, @ and its domain (mailer.verp).
+    if not re.fullmatch(
+        r"[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*", str(config["UNSUBSCRIBE_MAILTO"])
+    ):
+        raise ConfigError(
+            f"{env_name('UNSUBSCRIBE_MAILTO')} must be a plain address like unsubscribe@example.org, "
+            f"not {config['UNSUBSCRIBE_MAILTO']!r}."
+        )
     for key in ("BOUNCE_DOMAIN", "BOUNCE_LOCAL_PART"):
         # Part of every envelope sender: one plain ASCII word, no @, +, spaces or line breaks.
         value = config[key]

@@ -18,6 +18,11 @@ from sqlalchemy.orm import Session
 
 # A card of the editor home: its template, and what the template needs, from the database.
 CardContext = Callable[[Session], dict[str, Any]]
+# A panel on another package's page (a campaign's, a subscriber's): what its template needs,
+# from the database and the id of the page's object; None draws no panel.
+PanelContext = Callable[[Session, int], dict[str, Any] | None]
+# The pages that draw panels, by the name their template asks for them with.
+PANEL_PLACES = ("campaign", "subscriber")
 
 
 class NavItem(NamedTuple):
@@ -40,6 +45,8 @@ class Registry:
     # Whether readers may already have an issue, from a package that sends it: (session,
     # issue id) -> bool. An issue any of them says yes to is frozen for good.
     sent_checks: list[Callable[[Session, int], bool]] = field(default_factory=list)
+    # place -> [(template, context)]: drawn where the page says ``panels(place, id)``.
+    panels: dict[str, list[tuple[str, PanelContext]]] = field(default_factory=dict)
     # The endpoint editors land on after logging in.
     home: str = "auth.login"
 
@@ -50,6 +57,7 @@ def init_app(app: Flask) -> Registry:
     app.jinja_env.globals["editor_nav"] = registry.nav
     app.jinja_env.globals["editor_home"] = lambda: registry.home
     app.jinja_env.globals["issue_actions"] = registry.issue_actions
+    app.jinja_env.globals["panels"] = lambda place, object_id: _panels(registry, place, object_id)
     return registry
 
 
@@ -99,3 +107,22 @@ def add_issue_action(app: Flask, endpoint: str, label: Any) -> None:
 def add_sent_check(app: Flask, check: Callable[[Session, int], bool]) -> None:
     """Count an issue as sent (its content frozen) whenever ``check(db_session, issue_id)``."""
     of(app).sent_checks.append(check)
+
+
+def add_panel(app: Flask, place: str, template: str, context: PanelContext) -> None:
+    """Draw ``template`` with ``panel=context(db_session, object_id)`` on the page of
+    ``place`` (one of PANEL_PLACES), unless the context is None."""
+    if place not in PANEL_PLACES:
+        raise ValueError(f"no page draws panels of {place!r}")
+    of(app).panels.setdefault(place, []).append((template, context))
+
+
+def _panels(registry: Registry, place: str, object_id: int) -> list[tuple[str, dict[str, Any]]]:
+    from core import db
+
+    drawn = []
+    for template, context in registry.panels.get(place, []):
+        panel = context(db.session(), object_id)
+        if panel is not None:
+            drawn.append((template, panel))
+    return drawn

@@ -92,6 +92,11 @@ def record(db_session: Session, config: Mapping[str, Any], event: MailEvent) -> 
     return Recorded(duplicate=False, effect=effect)
 
 
+def _clean(text: str | None, limit: int) -> str | None:
+    """``text`` without NUL (PostgreSQL's text refuses it, mail may carry it), cut to ``limit``."""
+    return None if text is None else text.replace("\x00", "")[:limit]
+
+
 def _check(event: MailEvent) -> None:
     if event.kind not in KINDS:
         raise ValueError(f"unknown mail event kind {event.kind!r}")
@@ -107,8 +112,8 @@ def _check(event: MailEvent) -> None:
 
 
 def _target(db_session: Session, config: Mapping[str, Any], event: MailEvent) -> _Target:
-    """The delivery from its id, else from our Message-ID, else the latest to the address;
-    the reader from the delivery, else from the mailto token, else from the address."""
+    """The delivery from its id, else from our Message-ID, else the reader's latest; the
+    reader from the delivery, else from the mailto token, else from the address."""
     found = _delivery(db_session, config, event)
     if found is not None:
         return _Target(db_session.get(Subscriber, found.subscriber_id), found)
@@ -117,8 +122,9 @@ def _target(db_session: Session, config: Mapping[str, Any], event: MailEvent) ->
         subscriber = db_session.get(Subscriber, event.subscriber_id)
     elif event.address:
         subscriber = service.find(db_session, service.canonical(event.address))
-    if subscriber is None or event.subscriber_id is not None:
-        return _Target(subscriber, None)
+    if subscriber is None:
+        return _Target(None, None)
+    # A mailed unsubscribe or an address alone: most likely about the latest issue they got.
     latest = db_session.scalars(
         select(Delivery)
         .where(Delivery.subscriber_id == subscriber.id, Delivery.status != "skipped")
@@ -156,11 +162,11 @@ def _insert(db_session: Session, event: MailEvent, target: _Target) -> int | Non
     values = {
         "kind": event.kind,
         "source": event.source,
-        "key": event.key,
+        "key": _clean(event.key, KEY_LIMIT),
         "occurred_at": event.occurred_at,
         "recorded_at": utcnow(),
-        "reason": event.reason[:REASON_LIMIT],
-        "status": event.status[:12] if event.status else None,
+        "reason": _clean(event.reason, REASON_LIMIT),
+        "status": _clean(event.status, 12) or None,
         "subscriber_id": target.subscriber.id if target.subscriber else None,
         "delivery_id": target.delivery.id if target.delivery else None,
         "campaign_id": target.delivery.campaign_id if target.delivery else None,
@@ -222,6 +228,6 @@ def _too_many_soft(
 
 def _note(event: MailEvent) -> str:
     """The consent record's note: where it came from and what the server said."""
-    said = " ".join(event.reason.split())
+    said = " ".join((_clean(event.reason, REASON_LIMIT) or "").split())
     code = f"{event.status} " if event.status else ""
     return f"{event.source} {event.kind}: {code}{said}"[:300]

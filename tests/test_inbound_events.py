@@ -245,6 +245,18 @@ def test_an_auto_reply_is_kept_and_ignored(app: Flask, db: Session) -> None:
     assert db.scalars(select(MailEventRow.delivery_id)).one() == rows[0].id
 
 
+def test_a_reason_with_nul_bytes_is_stored_without_them(app: Flask, db: Session) -> None:
+    """Mail may carry NUL bytes, which PostgreSQL's text refuses: they are dropped, the rest
+    kept and cut to 1000 characters."""
+    rows = _sent_campaign(app, db)
+    reason = "550\x00 5.1.1 gone" + "x" * 2000
+    record(db, app.config, _event("hard_bounce", "n\x00", delivery_id=rows[0].id, reason=reason))
+    db.commit()
+    stored = db.scalars(select(MailEventRow)).one()
+    assert stored.reason.startswith("550 5.1.1 gone") and len(stored.reason) == 1000
+    assert stored.key == "n"
+
+
 def test_wrong_kinds_sources_and_times_are_refused_before_writing(app: Flask, db: Session) -> None:
     """A kind or source outside the lists, an empty key or a naive time is the caller's
     mistake: ValueError, and no row."""

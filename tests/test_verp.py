@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from campaigns.models import Delivery
 from core import create_app
+from core.config import ConfigError
+from core.config import check
 from mailer import verp
 from mailer.message import issue_message
 from mailer.render import render_segment
@@ -193,3 +195,24 @@ def test_the_readers_mailto_is_signed_by_dkim(key_pair: tuple[Path, bytes]) -> N
     )
     plain = issue_message(rendered, sample, segment_config()).as_bytes()
     assert b"<mailto:unsubscribe@" in plain and b"unsubscribe+" not in plain
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("VERP_ENABLED", "yes"),
+        ("BOUNCE_DOMAIN", "bounce.example.org\r\nBcc: x@y"),
+        ("BOUNCE_DOMAIN", "x@example.org"),
+        ("BOUNCE_LOCAL_PART", "bounces+more"),
+        ("UNSUBSCRIBE_MAILTO", "unsubscribe"),
+        ("UNSUBSCRIBE_MAILTO", "un subscribe@example.org"),
+    ],
+)
+def test_settings_that_would_break_the_addresses_are_refused(key: str, value: Any) -> None:
+    """A VERP switch that is not true/false, a bounce domain or user part with a line break,
+    @ or +, and an unsubscribe address without @ stop the app with a sentence naming it."""
+    check(segment_config(SECRET_KEY="s" * 40, RATELIMIT_STORAGE_URL="memory://"))
+    with pytest.raises(ConfigError, match=f"NEWSLETTER_{key}"):
+        check(
+            segment_config(SECRET_KEY="s" * 40, RATELIMIT_STORAGE_URL="memory://", **{key: value})
+        )
