@@ -77,6 +77,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "address the inbound mail receiver (bounces, unsubscribes) listens on",
     ),
     "INBOUND_PORT": (2525, "port of the inbound mail receiver"),
+    # Provider webhooks, POST /webhooks/<provider> (inbound/webhooks.py): each provider is off
+    # (404) until its secret is set; see the README's "Provider webhooks".
+    "WEBHOOK_RATE_LIMIT": ("600 per minute", "webhook requests per sending IP address"),
+    "WEBHOOK_MAX_BYTES": (2_000_000, "largest webhook request body"),
+    "WEBHOOK_MAX_AGE_SECONDS": (300, "signed times (Mailgun, SendGrid) further off are refused"),
+    "SES_TOPIC_ARNS": ([], "SNS topics whose SES bounces and complaints are applied; [] is off"),
+    "MAILGUN_SIGNING_KEY": (None, "Mailgun's HTTP webhook signing key"),
+    "POSTMARK_USERNAME": (None, "user name of the Basic auth in Postmark's webhook URL"),
+    "POSTMARK_PASSWORD": (None, "password of the Basic auth in Postmark's webhook URL"),
+    "POSTMARK_ALLOWED_IPS": ([], "addresses or networks Postmark may post from; [] is any"),
+    "SENDGRID_PUBLIC_KEY": (None, "verification key of SendGrid's Signed Event Webhook"),
     "DKIM_DOMAIN": (None, "d= of the DKIM signature; signing is on when this and the key are set"),
     "DKIM_SELECTOR": ("newsletter", "s= of the DKIM signature"),
     "DKIM_PRIVATE_KEY_PATH": (None, "PEM file with the DKIM private key"),
@@ -212,7 +223,7 @@ def redact_url(url: object) -> str:
 
 
 # Settings whose value is never printed, and those printed only with credentials hidden.
-SECRET_KEYS = frozenset({"SECRET_KEY", "SMTP_PASSWORD"})
+SECRET_KEYS = frozenset({"SECRET_KEY", "SMTP_PASSWORD", "MAILGUN_SIGNING_KEY", "POSTMARK_PASSWORD"})
 URL_KEYS = frozenset({"DATABASE_URL", "REDIS_URL", "RATELIMIT_STORAGE_URL"})
 
 

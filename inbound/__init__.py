@@ -12,6 +12,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """The editor views of bounces and complaints, the receiver command and the webhooks."""
+    from inbound import webhooks
+
+    webhooks.init_app(app)
     from inbound import views
 
     views.init_app(app)
