@@ -157,6 +157,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "sent by /healthz as X-Newsletter-Instance, so a starter (make demo) knows its own server",
     ),
     "DEFAULT_LOCALE": ("zh", "language of pages and emails unless the reader chose another"),
+    # Reader emails (issue 12): who sends them, and the welcome after confirming.
+    "ORGANISATION_NAME": (
+        "",
+        "the association that sends the newsletter, in every email's footer (else MAIL_FROM_NAME)",
+    ),
+    "POSTAL_ADDRESS": (
+        "",
+        "the association's postal address, in every email's footer (anti-spam laws ask for it)",
+    ),
+    "WELCOME_EMAIL": (True, "send a welcome email with the preferences link once a reader confirms"),
     "TOPICS": (
         ["policy", "companies", "data"],
         "topic keys readers choose from and editors tag articles with (labels are translated)",
@@ -379,7 +389,7 @@ def check_sending(config: Mapping[str, Any]) -> None:
         )
     if config["SEND_FAILURE_RATE_TO_PAUSE"] > 100:
         raise ConfigError(f"{env_name('SEND_FAILURE_RATE_TO_PAUSE')} is a percentage, 1 to 100.")
-    for key in ("SEND_APPROVAL", "VERP_ENABLED"):
+    for key in ("SEND_APPROVAL", "VERP_ENABLED", "WELCOME_EMAIL"):
         if not isinstance(config[key], bool):
             raise ConfigError(f"{env_name(key)} must be true or false.")
     # Each reader's mailto is its user part, +TOKEN, @ and its domain (mailer.verp).

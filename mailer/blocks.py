@@ -7,10 +7,14 @@ them) and the renderer (which draws them). Keep them flat and JSON-friendly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Literal
 from typing import NotRequired
 from typing import TypedDict
+
+from markupsafe import Markup
+from markupsafe import escape
 
 BLOCK_TYPES = ("paragraph", "heading", "table", "caption")
 
@@ -84,3 +88,25 @@ def plain_text(blocks: list[Block]) -> str:
         else:
             lines.append(block["text"])
     return "\n".join(lines)
+
+
+# A run of Latin letters, digits and punctuation without a space: a long word or a URL. Gmail,
+# Outlook.com and Yahoo ignore overflow-wrap, so such a run would widen the email; a zero-width
+# space every BREAK_EVERY characters gives every client a place to break it (it shows nothing).
+LONG_RUN = 24
+BREAK_EVERY = 12
+ZERO_WIDTH_SPACE = "\u200b"
+_LONG_RUN = re.compile(
+    rf"[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]{{{LONG_RUN},}}"
+)
+
+
+def breakable(text: str) -> Markup:
+    """``text`` escaped for HTML, with a break opportunity inside every long unbroken run."""
+
+    def split(match: re.Match[str]) -> str:
+        run = match.group(0)
+        pieces = [run[start : start + BREAK_EVERY] for start in range(0, len(run), BREAK_EVERY)]
+        return ZERO_WIDTH_SPACE.join(pieces)
+
+    return escape(_LONG_RUN.sub(split, str(text)))

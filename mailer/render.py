@@ -33,6 +33,7 @@ from core import i18n
 from core import topics
 from core.config import LOCALES
 from core.config import ROOT
+from mailer.blocks import breakable
 from mailer.blocks import runs
 from mailer.segments import ArticleContent
 from mailer.segments import IssueContent
@@ -80,6 +81,7 @@ def environment(locale: str) -> SandboxedEnvironment:
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.globals["locale"] = locale
     env.globals["runs"] = runs
+    env.filters["breakable"] = breakable
     return env
 
 
@@ -256,10 +258,16 @@ def _fit(
             f"The {segment.format} email for {segment.key} is {excerpts.html_bytes} bytes, "
             f"over the {budget}-byte budget even with every article shortened."
         )
-    savings = _savings(_sizes(whole.html), _sizes(excerpts.html))
+    full, short = _sizes(whole.html), _sizes(excerpts.html)
+    savings = _savings(full, short)
+    # What shortening adds outside the articles: the notice that says how many were shortened.
+    notice = max(
+        0, (excerpts.html_bytes - sum(short.values())) - (whole.html_bytes - sum(full.values()))
+    )
     attempt, renders = whole, 2
     while renders < MAX_FIT_RENDERS:
-        chosen = _choose(savings, _shortened(attempt), attempt.html_bytes - budget)
+        extra = 0 if attempt.shortened else notice
+        chosen = _choose(savings, _shortened(attempt), attempt.html_bytes - budget + extra)
         if chosen == frozenset(whole.articles):
             break
         attempt, renders = render(chosen), renders + 1
@@ -278,11 +286,12 @@ def _shortened(rendered: RenderedSegment) -> frozenset[int]:
 
 
 def _sizes(html: str) -> dict[int, int]:
-    """Each article's rendered bytes, by number, measured between its markers."""
-    return {
-        int(match.group(1)): len(match.group(2).encode("utf-8"))
-        for match in _ARTICLE.finditer(html)
-    }
+    """Each article's rendered bytes, by number, measured between its markers (both pairs)."""
+    sizes: dict[int, int] = {}
+    for match in _ARTICLE.finditer(html):  # the article's contents entry, then its body
+        number = int(match.group(1))
+        sizes[number] = sizes.get(number, 0) + len(match.group(2).encode("utf-8"))
+    return sizes
 
 
 def _savings(full: Mapping[int, int], short: Mapping[int, int]) -> list[tuple[int, int]]:
@@ -333,6 +342,9 @@ def _render(
         "topics": topic_names(segment.topics, segment.locale),
         "preheader": " · ".join(view.title for _, items in views for view in items[:1])[:140],
         "sender": config["MAIL_FROM_NAME"],
+        "organisation": config.get("ORGANISATION_NAME") or config["MAIL_FROM_NAME"],
+        "postal_address": _lines(config.get("POSTAL_ADDRESS")),
+        "shortened_count": sum(view.shortened for _, items in views for view in items),
         "slots": slots,
     }
     html, text = render_pair("issue", segment.locale, **context)
@@ -355,6 +367,11 @@ def _render(
         ),
         articles=tuple(view.number for _, items in views for view in items),
     )
+
+
+def _lines(text: object) -> list[str]:
+    """A multi-line setting (the postal address) as its non-empty lines."""
+    return [line.strip() for line in str(text or "").splitlines() if line.strip()]
 
 
 def _view(

@@ -133,11 +133,12 @@ def test_the_seed_takes_at_most_three_renders_per_edition(renders: list[str]) ->
 
 
 def test_the_seed_shortens_the_same_articles_as_before() -> None:
-    """The heaviest edition excerpts exactly the twelve articles the old loop chose, longest
-    first, and stays under the budget."""
+    """The heaviest edition excerpts eleven articles, longest first, and stays under the
+    budget: the twelve the old loop chose but article 33, which fits in full since issue 12
+    (paragraphs no longer repeat the container's style, so more text fits)."""
     rendered = render_segment(seed(), EVERYTHING_FULL, config())
     assert [item.number for item in rendered.shortened] == [
-        3, 4, 20, 21, 22, 24, 27, 28, 30, 31, 32, 33,
+        3, 4, 20, 21, 22, 24, 27, 28, 30, 31, 32,
     ]  # fmt: skip
     assert rendered.html_bytes <= 90_000
 
