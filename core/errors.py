@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import time
+from datetime import datetime
+from typing import Any
+
 from flask import Flask
 from flask import render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from core.security import limiter
 
 MESSAGES = {
     400: (_l("The request could not be understood."), _l("Go back and try again.")),
@@ -25,9 +33,10 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
 
 
-def _page(code: int) -> tuple[str, int]:
-    title, hint = MESSAGES.get(code, MESSAGES[400 if code < 500 else 500])
-    return render_template("web/error.html", code=code, title=title, hint=hint), code
+def _page(code: int, hint: Any = None) -> tuple[str, int]:
+    title, default_hint = MESSAGES.get(code, MESSAGES[400 if code < 500 else 500])
+    page = render_template("web/error.html", code=code, title=title, hint=hint or default_hint)
+    return page, code
 
 
 def _csrf_error(_error: CSRFError) -> tuple[str, int]:
@@ -37,4 +46,52 @@ def _csrf_error(_error: CSRFError) -> tuple[str, int]:
 
 
 def _http_error(error: HTTPException) -> tuple[str, int]:
+    if error.code == 429:
+        return _page(429, wait_hint(seconds_to_wait(error)))
     return _page(error.code or 500)
+
+
+def seconds_to_wait(error: HTTPException) -> float | None:
+    """How long until the refused request would be let through, when that is known.
+
+    A view that refuses by hand says so with ``abort(429, retry_after=...)``; a limit of
+    Flask-Limiter's own is looked up in the limiter (the one this request broke).
+    """
+    retry_after: Any = getattr(error, "retry_after", None)
+    if isinstance(retry_after, datetime):
+        return retry_after.timestamp() - time.time()
+    if isinstance(retry_after, int | float):
+        return float(retry_after)
+    current = limiter.current_limit if limiter.enabled else None
+    if current is not None and current.breached:
+        # The window's own reset time (``reset_at`` adds a second for the header's sake).
+        return float(current.window[0]) - time.time()
+    return None
+
+
+def wait_hint(seconds: float | None) -> str:
+    """The 429 page's hint ("Wait 5 minutes, then try again."), in the visitor's language."""
+    if seconds is None:
+        return str(MESSAGES[429][1])
+    if seconds <= 60:
+        count = max(1, math.ceil(seconds))
+        return str(
+            ngettext(
+                "Wait %(num)s second, then try again.",
+                "Wait %(num)s seconds, then try again.",
+                count,
+            )
+        )
+    if seconds <= 3600:
+        count = math.ceil(seconds / 60)
+        return str(
+            ngettext(
+                "Wait %(num)s minute, then try again.",
+                "Wait %(num)s minutes, then try again.",
+                count,
+            )
+        )
+    count = math.ceil(seconds / 3600)
+    return str(
+        ngettext("Wait %(num)s hour, then try again.", "Wait %(num)s hours, then try again.", count)
+    )

@@ -134,7 +134,11 @@ class SubscribeForm(ChoicesForm):
 
 
 class PreferencesForm(ChoicesForm):
-    pass
+    organisation = StringField(
+        _l("Organisation (optional)"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=200), no_control_characters],
+    )
 
 
 class LinkForm(FlaskForm):

@@ -12,10 +12,24 @@ from flask_babel.speaklater import LazyString
 from core import topics as core_topics
 
 FORMAT_LABELS: dict[str, tuple[Any, Any]] = {
-    "full": (_l("Full issue"), _l("Every article of your topics, in full.")),
+    # Not "every article in full": a long issue cannot fit one email under Gmail's clipping
+    # limit, so its longest articles come as summaries with a link to the website.
+    "full": (
+        _l("Full issue"),
+        _l(
+            "The articles of your topics, in the email. When an issue is too long for one"
+            " email, the longest articles come as summaries with a link to read them in full"
+            " on our website."
+        ),
+    ),
     "digest": (_l("Digest"), _l("Headlines and summaries, with links to read more.")),
 }
 LANGUAGE_LABELS = {"zh": "中文", "en": "English"}
+# What the language choice changes, said next to it on the subscribe and preferences pages.
+LANGUAGE_HINT = _l(
+    "The email's own words (headings, buttons, links) are in this language."
+    " The articles stay in the language they were written in."
+)
 STATUS_LABELS: dict[str, Any] = {
     "pending": _l("waiting for confirmation"),
     "active": _l("active"),

@@ -6,6 +6,8 @@ that does), commits, and answers with a page. Every change goes through a POST.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from flask import Blueprint
@@ -98,7 +100,8 @@ def check_address_limit(hashed: str | None = None) -> None:
     limit = parse_limit(_address_limit())
     key = f"address:{hashed}" if hashed is not None else _address_key()
     if not security.hit(limit, "subscribe-address", key):
-        abort(429)
+        # The whole window, not when it frees up: that would tell when the address was tried.
+        abort(429, retry_after=limit.get_expiry())
 
 
 def _consent(source: str) -> service.Consent:
@@ -126,7 +129,13 @@ def _blocked() -> tuple[str, int]:
 # Pages reached through a reader's own link: personal, so never kept by a browser or proxy.
 PERSONAL_ENDPOINTS = frozenset(
     f"subscribers.{name}"
-    for name in ("confirm", "preferences", "unsubscribe_page", "unsubscribe_action", "resubscribe")
+    for name in (
+        "confirm",
+        "preferences",
+        "unsubscribe_page",
+        "unsubscribe_action",
+        "resubscribe",
+    )
 )
 
 
@@ -150,8 +159,37 @@ def subscribe() -> Page:
     # A bot filled the hidden field: it gets the same page and nothing happens.
     if not form.website.data:
         choices = form.choices(organisation=form.organisation.data or None)
-        tasks.store_request("signup", form.email.normalised, _consent("web"), choices)
+        if _first_of_its_kind(form.email.normalised, choices):
+            tasks.store_request("signup", form.email.normalised, _consent("web"), choices)
     return _render("check_inbox.html", kind="subscribe")
+
+
+# The same form sent again within this time (a double click, a reload that posts again, the
+# back button) is answered with the same page but sends no second confirmation.
+REPEAT_LIMIT = parse_limit("1 per 2 minutes")
+
+
+def _first_of_its_kind(address: str, choices: service.Choices) -> bool:
+    """True unless this address sent these very choices moments ago.
+
+    Counted per address and choices, so a reader who corrects a choice gets a confirmation
+    with the new choices; the state of the address plays no part (the page is the same).
+    """
+    if not limiter.enabled:
+        return True
+    sent = json.dumps(
+        [
+            address,
+            list(choices.topics),
+            choices.format,
+            choices.locale,
+            choices.name,
+            choices.organisation,
+        ],
+        ensure_ascii=False,
+    )
+    key = hashlib.sha256(sent.encode()).hexdigest()
+    return security.hit(REPEAT_LIMIT, "subscribe-repeat", key)
 
 
 @bp.route("/preferences/link", methods=["GET", "POST"])
@@ -175,6 +213,9 @@ def confirm(token: str) -> Page:
     try:
         subscriber = links.resolve(db.session(), "confirm", token)
     except LinkError as error:
+        # Clicked again after it worked (or from a second device): that is no error.
+        if error.subscriber is not None and error.subscriber.status == "active":
+            return _render("confirmed.html")
         return _link_problem(error)
     form = ButtonForm()
     if not form.validate_on_submit():
@@ -194,6 +235,7 @@ def confirm(token: str) -> Page:
 def _preferences_data(subscriber: Subscriber) -> dict[str, Any]:
     return {
         "name": subscriber.name or "",
+        "organisation": subscriber.organisation or "",
         "topics": list(subscriber.topics),
         "format": subscriber.format,
         "language": subscriber.locale,
@@ -207,15 +249,18 @@ def preferences(token: str) -> Page:
     except LinkError as error:
         return _link_problem(error)
     form = PreferencesForm(data=_preferences_data(subscriber))
+    # The unsubscribe page's "digest instead" opens this page with the digest chosen; nothing
+    # changes until the reader saves.
+    offered = request.method == "GET" and request.args.get("format") == "digest"
+    if offered:
+        form.format.data = "digest"
     if form.validate_on_submit():
         with db.transaction() as db_session:
+            choices = form.choices(organisation=form.organisation.data or "")
             changes = service.update_preferences(
-                db_session, subscriber, form.choices(), _consent("email-link")
+                db_session, subscriber, choices, _consent("email-link")
             )
-        for message in describe_changes(changes):
-            flash(message, "change")
-        if not changes:
-            flash(_("Nothing has changed."), "info")
+        flash_saved(changes)
         return redirect(url_for(".preferences", token=token))
     return _render(
         "preferences.html",
@@ -225,22 +270,32 @@ def preferences(token: str) -> Page:
         unsubscribe_token=links.unsubscribe_token(subscriber),
         button=ButtonForm(),
         blocked=service.is_blocked(db.session(), subscriber),
+        offered=offered and subscriber.format != "digest",
     )
 
 
+def flash_saved(changes: dict[str, Any]) -> None:
+    """One message for one save: "Saved." and what changed, or that nothing did."""
+    if not changes:
+        flash(_("Nothing has changed."), "info")
+        return
+    flash(_("Saved. %(changes)s.", changes=_("; ").join(describe_changes(changes))), "change")
+
+
 def describe_changes(changes: dict[str, Any]) -> list[str]:
-    """One sentence per changed field, in the reader's language."""
+    """One phrase per changed field, in the reader's language."""
 
     def topic_list(keys: list[str]) -> str:
         order = topics.topic_keys()
         ordered = sorted(keys, key=lambda key: order.index(key) if key in order else len(order))
-        return "、".join(str(topics.topic_label(key)) for key in ordered) or _("none")
+        return str(_(", ")).join(str(topics.topic_label(key)) for key in ordered) or _("none")
 
     shown = {
         "topics": (_("Topics"), topic_list),
         "format": (_("Format"), lambda key: str(topics.FORMAT_LABELS[key][0])),
         "locale": (_("Language"), lambda key: topics.LANGUAGE_LABELS[key]),
         "name": (_("Name"), lambda value: value or _("(none)")),
+        "organisation": (_("Organisation"), lambda value: value or _("(none)")),
     }
     messages = []
     for field, (label, show) in shown.items():
@@ -264,7 +319,21 @@ def unsubscribe_page(token: str) -> Page:
         return _link_problem(error)
     template = "left.html" if subscriber.status != "active" else "unsubscribe.html"
     blocked = service.is_blocked(db.session(), subscriber)
-    return _render(template, form=ButtonForm(), token=token, blocked=blocked)
+    return _render(
+        template,
+        form=ButtonForm(),
+        token=token,
+        blocked=blocked,
+        subscriber=subscriber,
+        masked=masked(subscriber.email),
+        preferences_token=links.preferences_token(subscriber),
+    )
+
+
+def masked(address: str) -> str:
+    """The address as the unsubscribe page shows it: enough to recognise, not to copy."""
+    local, _at, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else address
 
 
 @bp.post("/unsubscribe/<token>")

@@ -50,7 +50,7 @@ def test_confirm_link_shows_a_button_and_only_the_post_confirms(
     after = fresh(db, "p@example.com")
     assert after is not None and after.status == "active" and after.confirmed_at is not None
     landing = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "您的订阅已确认" in landing and "您的偏好" in landing
+    assert "您的订阅已确认" in landing and "订阅设置" in landing
     event = db.scalars(select(ConsentEvent).where(ConsentEvent.action == "confirm")).one()
     assert event.source == "email-link" and event.changes["status"] == ["pending", "active"]
 
@@ -58,16 +58,25 @@ def test_confirm_link_shows_a_button_and_only_the_post_confirms(
 def test_reused_confirm_link_is_refused_and_changes_nothing(
     app: Flask, client: FlaskClient, db: Session
 ) -> None:
-    """A confirmation link works once: the second use gets a friendly page and no new event."""
+    """A confirmation link works once: the second use says it is confirmed and records nothing;
+    after the reader has left, the old link is refused."""
     subscriber = add_subscriber(db, "p@example.com", status="pending")
     path = path_of(app, "confirm", subscriber)
     client.post(path, data={"csrf_token": csrf_token(client, path)})
     before = _events(db)
     again = client.get(path)
-    assert again.status_code == 410 and "链接已经使用过" in again.get_data(as_text=True)
+    assert again.status_code == 200 and "<h1>您的订阅已确认</h1>" in again.get_data(as_text=True)
     posted = client.post(path, data={"csrf_token": csrf_token(client, "/subscribe")})
-    assert posted.status_code == 410
+    assert posted.status_code == 200
     assert _events(db) == before
+    left = fresh(db, "p@example.com")
+    assert left is not None
+    left.status = "unsubscribed"
+    db.merge(left)
+    db.commit()
+    gone = client.get(path)
+    assert gone.status_code == 410 and "链接已经用过" in gone.get_data(as_text=True)
+    assert fresh(db, "p@example.com").status == "unsubscribed"  # type: ignore[union-attr]
 
 
 def test_expired_confirm_link_is_refused_and_changes_nothing(
@@ -119,7 +128,7 @@ def test_changing_topics_shows_what_changed_and_records_it(
     response = client.post(path, data=data, follow_redirects=True)
     page = response.get_data(as_text=True)
     # The reader switched to English, but this page follows the site language (Chinese).
-    assert "主题：政策、数据 → 企业" in page and "格式：完整期刊 → 摘要" in page
+    assert "已保存。主题：政策、数据 → 企业；格式：全文版 → 摘要版；" in page
     after = fresh(db, "a@example.com")
     assert after is not None
     assert (after.topics, after.format, after.locale, after.name) == (

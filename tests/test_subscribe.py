@@ -98,7 +98,7 @@ def test_subscribe_page_is_chinese_accessible_and_script_free(client: FlaskClien
     """The form speaks Chinese by default, labels every field, and has no inline script or style."""
     page = client.get("/subscribe").get_data(as_text=True)
     assert "订阅本刊" in page and "政策" in page and "企业" in page and "数据" in page
-    assert "摘要" in page and "完整期刊" in page
+    assert "摘要版" in page and "全文版" in page
     for field_id in ("email", "name", "organisation", "topics-0", "format-0", "language-0"):
         assert f'for="{field_id}"' in page and f'id="{field_id}"' in page
     assert "<script" not in page and "style=" not in page

@@ -35,14 +35,14 @@ def test_subscribe_confirm_change_topics_and_leave_in_chinese(
     page.goto(live_server.url + link_in(message, "confirm"))
     assert horizontal_overflow(page) == 0
     page.get_by_role("button", name="确认订阅").click()
-    assert page.locator("h1").inner_text() == "您的偏好"
+    assert page.locator("h1").inner_text() == "订阅设置"
     assert "您的订阅已确认" in page.locator(".flash").first.inner_text()
 
     page.get_by_label("数据").uncheck()
-    page.get_by_label("摘要", exact=True).check()
+    page.get_by_label("摘要版", exact=True).check()
     page.get_by_role("button", name="保存我的选择").click()
-    changes = page.locator(".flash").all_inner_texts()
-    assert "主题：政策、企业、数据 → 政策、企业" in changes and "格式：完整期刊 → 摘要" in changes
+    [changes] = page.locator(".flash").all_inner_texts()
+    assert changes == "已保存。主题：政策、企业、数据 → 政策、企业；格式：全文版 → 摘要版。"
     subscriber = fresh(db, "duzhe@example.com")
     assert subscriber is not None
     assert (subscriber.status, subscriber.topics, subscriber.format) == (
