@@ -45,10 +45,13 @@ from issues.importer import ParsedIssue
 from issues.importer import ParseWarning
 from issues.importer import decode
 from mailer.blocks import block_counts
+from mailer.blocks import runs
 
 bp = Blueprint("issues", __name__, url_prefix="/editor/issues")
 
 UPLOAD_KEY = "issue_upload"
+# The article whose changes were just saved, so its page says so beside that article.
+SAVED_KEY = "issue_article_saved"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
 # One name per issue status, on every page that shows one (issues, previews, sends): a ready
@@ -96,6 +99,7 @@ def _labels() -> dict[str, Any]:
         "counts": block_counts,
         "translated": translated,
         "change_words": change_words,
+        "runs": runs,
         "skipped_words": skipped_words,
     }
 
@@ -259,6 +263,7 @@ def _issue_page(
     except issues.NotFound:
         abort(404)
     sent = issues.is_sent(db.session(), issue)
+    saved = session.pop(SAVED_KEY, None)
     page = render_template(
         "web/issues/show.html",
         issue=issue,
@@ -268,6 +273,7 @@ def _issue_page(
         topics=current_app.config["TOPICS"],
         error=error,
         submitted=submitted or {},
+        saved=saved if isinstance(saved, int) else None,
     )
     return page, 400 if error else 200
 
@@ -291,8 +297,24 @@ def edit_article(issue_id: int, article_id: int) -> Any:
     except issues.IssueError as error:
         submitted = {"topics": topics, "title": title, "summary": summary}
         return _issue_page(issue_id, (article_id, translated(error)), submitted)
-    flash(_("Article %(number)s is saved.", number=article.number), "info")
+    session[SAVED_KEY] = article.id
     return redirect(url_for("issues.show", issue_id=issue_id, _anchor=f"article-{article.id}"))
+
+
+@bp.post("/<int:issue_id>/title")
+@auth.login_required()
+def edit_title(issue_id: int) -> Any:
+    """Correct a draft issue's title; a refusal is shown beside the title field."""
+    title = request.form.get("title", "")
+    try:
+        with db.transaction() as db_session:
+            issues.correct_issue_title(db_session, issue_id, title)
+    except issues.NotFound:
+        abort(404)
+    except issues.IssueError as error:
+        return _issue_page(issue_id, (0, translated(error)), {"issue_title": title})
+    flash(_("The title is saved."), "info")
+    return redirect(url_for("issues.show", issue_id=issue_id))
 
 
 @bp.post("/<int:issue_id>/status")

@@ -399,13 +399,24 @@ def correct_article(
     return article
 
 
-def _checked_title(title: str) -> str:
+def correct_issue_title(db_session: Session, issue_id: int, title: str) -> Issue:
+    """Correct a draft issue's title; an empty or too long title is refused (``check_editable``)."""
+    issue = load_issue(db_session, issue_id)
+    title = _checked_title(title, ISSUE_TITLE_LIMIT)
+    if title != issue.title:
+        check_editable(db_session, issue)
+        issue.title = title
+        _new_version(db_session, issue)
+    return issue
+
+
+def _checked_title(title: str, limit: int = TITLE_LIMIT) -> str:
     title = " ".join(title.split())
     if not title:
         raise IssueError(N_("The title cannot be empty."))
-    if len(title) > TITLE_LIMIT:
+    if len(title) > limit:
         raise IssueError(
-            N_("The title is too long; keep it under %(limit)s characters."), limit=TITLE_LIMIT
+            N_("The title is too long; keep it under %(limit)s characters."), limit=limit
         )
     return title
 

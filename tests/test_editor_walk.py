@@ -30,14 +30,16 @@ _WIDE = """() => [...document.querySelectorAll('body *')]
   .slice(0, 3).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.trim().slice(0, 60))"""
 
 # Table headings and badges on more than one line, and table cells squeezed to a character or
-# two a line (what a table forced into 375 px without room to scroll looks like).
+# two a line (what a table forced into 375 px without room to scroll looks like). Boxes of 1 px
+# are visually hidden labels, read by screen readers only.
 _SQUEEZED = """() => {
   const lines = e => { const r = document.createRange(); r.selectNodeContents(e);
-    return new Set([...r.getClientRects()].filter(b => b.width > 0).map(b => Math.round(b.top))).size; };
+    return new Set([...r.getClientRects()].filter(b => b.width > 1 && b.height > 1).map(b => Math.round(b.top))).size; };
   const bad = [];
   for (const e of document.querySelectorAll('table.data th, .status, .topic'))
     if (e.textContent.trim() && lines(e) > 1) bad.push('two lines: ' + e.textContent.trim());
   for (const e of document.querySelectorAll('table.data td')) {
+    if (!e.getClientRects().length) continue;  // folded away, as a closed details' tables are
     const size = parseFloat(getComputedStyle(e).fontSize);
     const inner = e.clientWidth - parseFloat(getComputedStyle(e).paddingLeft) - parseFloat(getComputedStyle(e).paddingRight);
     if (e.textContent.trim().length > 3 && inner < 3 * size) bad.push('squeezed: ' + e.textContent.trim().slice(0, 30));

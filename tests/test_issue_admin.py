@@ -421,7 +421,7 @@ def test_import_and_retag_in_the_browser(
     page.wait_for_selector("text=第 361 期已保存为草稿。")
     assert horizontal_overflow(page) == 0
     article = page.locator("article.issue-article").nth(4)
-    article.locator("summary").click()
+    article.locator("details.edit > summary").click()
     article.locator("input[value=policy]").check()
     article.locator("button[type=submit]").click()
     page.wait_for_selector("text=篇文章已保存。")

@@ -91,3 +91,86 @@ def test_an_issue_status_has_one_name_on_every_page(
         page.goto(live_server.url + path)
         badges = page.locator(".status-ready").all_inner_texts()
         assert badges and set(badges) == {words["ready"]}, path
+
+
+SAVING = {
+    "zh": {
+        "edit": "修改主题、标题和摘要",
+        "save": "保存文章",
+        "saved": "第 5 篇文章已保存。",
+        "empty": "标题不能为空。",
+        "read": "查看全文",
+        "edit_title": "修改本期标题",
+        "save_title": "保存标题",
+        "title_saved": "标题已保存。",
+    },
+    "en": {
+        "edit": "Edit topics, title and summary",
+        "save": "Save article",
+        "saved": "Article 5 is saved.",
+        "empty": "The title cannot be empty.",
+        "read": "Read the full text",
+        "edit_title": "Edit the issue's title",
+        "save_title": "Save the title",
+        "title_saved": "The title is saved.",
+    },
+}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_saving_an_article_says_so_beside_it_and_so_does_a_refusal(
+    app: Flask, live_server: LiveServer, page: Any, db: Session, lang: str
+) -> None:
+    """The 5th article saved: the message is in that article's card; an empty title is refused there."""
+    words = SAVING[lang]
+    make_editor(db)
+    issue = ready_issue(app, db, status="draft")
+    log_in(page, live_server.url, lang)
+    page.goto(f"{live_server.url}/editor/issues/{issue.id}")
+    fifth = page.locator("article.issue-article").nth(4)
+    fifth.get_by_text(words["edit"]).click()
+    fifth.locator("textarea").fill("新摘要。")
+    fifth.get_by_role("button", name=words["save"]).click()
+    page.wait_for_load_state()
+    fifth = page.locator("article.issue-article").nth(4)
+    assert fifth.locator(".saved").inner_text() == words["saved"]
+    assert page.locator(".saved").count() == 1
+    assert words["saved"] not in page.locator(".flash").all_inner_texts()
+    fifth.get_by_text(words["edit"]).click()
+    fifth.locator("input[name=title]").fill("   ")
+    fifth.get_by_role("button", name=words["save"]).click()
+    page.wait_for_load_state()
+    fifth = page.locator("article.issue-article").nth(4)
+    assert fifth.locator("[role=alert]").inner_text() == words["empty"]
+    assert page.locator("[role=alert]").count() == 1
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_articles_full_text_can_be_read_and_the_issue_title_corrected(
+    app: Flask, live_server: LiveServer, page: Any, db: Session, lang: str
+) -> None:
+    """A draft's page: each article's whole text unfolds, and the issue's title can be changed."""
+    words = SAVING[lang]
+    make_editor(db)
+    issue = ready_issue(app, db, status="draft")
+    log_in(page, live_server.url, lang)
+    page.goto(f"{live_server.url}/editor/issues/{issue.id}")
+    first = page.locator("article.issue-article").first
+    text = first.locator("details.article-text")
+    assert not text.locator("p").first.is_visible()
+    text.get_by_text(words["read"]).click()
+    body = text.inner_text()
+    blocks = issue.sections[0].articles[0].blocks
+    last_paragraph = [block for block in blocks if block["type"] == "paragraph"][-1]
+    assert last_paragraph["text"][-30:] in body
+    assert "产业链合作奖" in body  # the article's table is there too
+    page.get_by_text(words["edit_title"]).click()
+    page.fill("#issue-title-field", "天堂之芯（更正）")
+    page.get_by_role("button", name=words["save_title"]).click()
+    page.wait_for_load_state()
+    assert "天堂之芯（更正）" in page.locator("h1").inner_text()
+    assert words["title_saved"] in page.inner_text("main")
+    db.expire_all()
+    assert db.get(Issue, issue.id).title == "天堂之芯（更正）"  # type: ignore[union-attr]
