@@ -22,12 +22,8 @@ from flask import url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from kombu.exceptions import OperationalError
-from sqlalchemy import Select
-from sqlalchemy import String
 from sqlalchemy import func
-from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import type_coerce
 from werkzeug.wrappers import Response as BaseResponse
 
 from core import auth
@@ -36,23 +32,23 @@ from core.db import utcnow
 from subscribers import csvfile
 from subscribers import history
 from subscribers import imports
+from subscribers import listing
 from subscribers import service
 from subscribers import tasks
 from subscribers import topics
 from subscribers.forms import ButtonForm
 from subscribers.forms import EraseForm
-from subscribers.forms import FilterForm
 from subscribers.forms import ImportForm
 from subscribers.forms import MemberForm
+from subscribers.listing import FILTERS
+from subscribers.listing import ListForm
+from subscribers.listing import filtered
 from subscribers.models import ConsentEvent
 from subscribers.models import ImportJob
 from subscribers.models import Subscriber
 
 bp = Blueprint("subscribers_admin", __name__, url_prefix="/editor/subscribers")
 PAGE_SIZE = 50
-# The list's filters: the only query arguments its links carry on (any other key would reach
-# url_for as one of its own keywords, such as _scheme or endpoint).
-FILTERS = ("q", "status", "topic", "format", "member")
 # Ids beyond the databases' INTEGER range are not found, rather than a database error.
 SUBSCRIBER = "<int(max=2147483647):subscriber_id>"
 JOB = "<int(max=2147483647):job_id>"
@@ -103,35 +99,8 @@ def _subscriber_or_404(subscriber_id: int) -> Subscriber:
 # --- list and export ---------------------------------------------------------------------
 
 
-def filtered(form: FilterForm) -> Select[Any]:
-    """Subscribers matching the list's search and filters, newest first."""
-    query = select(Subscriber).order_by(Subscriber.id.desc())
-    if form.q.data:
-        pattern = (
-            "%" + form.q.data.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-        query = query.where(
-            or_(
-                Subscriber.email.ilike(pattern, escape="\\"),
-                Subscriber.name.ilike(pattern, escape="\\"),
-                Subscriber.organisation.ilike(pattern, escape="\\"),
-            )
-        )
-    if form.status.data:
-        query = query.where(Subscriber.status == form.status.data)
-    if form.topic.data:
-        # Topics are stored as "a,b,c"; framing both sides with commas matches whole keys only.
-        stored = "," + type_coerce(Subscriber.topics, String) + ","
-        query = query.where(stored.like(f"%,{form.topic.data},%"))
-    if form.format.data:
-        query = query.where(Subscriber.format == form.format.data)
-    if form.member.data:
-        query = query.where(Subscriber.member.is_(form.member.data == "yes"))
-    return query
-
-
-def _filter_form() -> FilterForm:
-    form = FilterForm(request.args)
+def _filter_form() -> ListForm:
+    form = ListForm(request.args)
     if not form.validate():
         # Unknown filter values (an edited URL) are dropped rather than answered with an error.
         for name in FILTERS:
@@ -159,7 +128,17 @@ def index() -> Page:
         pages=pages,
         arguments=arguments,
         topics=topics,
+        blocked=listing.blocked_ids(db_session, rows),
+        sort_link=lambda name: _sort_link(form, arguments, name),
+        bulk=ButtonForm(),
     )
+
+
+def _sort_link(form: ListForm, arguments: dict[str, Any], name: str) -> tuple[str, str]:
+    """The address a column heading links to (the list sorted by it) and its arrow."""
+    sort, arrow = listing.sort_link(form.sort.data or "", name)
+    others = {key: value for key, value in arguments.items() if key != "sort"}
+    return url_for(".index", sort=sort, **others), arrow
 
 
 @bp.get("/export.csv")
@@ -211,6 +190,7 @@ def detail(subscriber_id: int) -> Page:
         subscriber=subscriber,
         history=history.entries(events),
         member_form=member_form,
+        edit_form=manage.edit_form(subscriber),
         erase_form=EraseForm(),
         button=ButtonForm(),
         suppressed=service.is_blocked(db.session(), subscriber),
@@ -382,3 +362,7 @@ def import_discard(job_id: int) -> BaseResponse:
             db_session.delete(job)
             flash(_("The upload is discarded; nothing was imported."), "info")
     return redirect(url_for(".import_form"))
+
+
+# The edit and bulk actions are on this blueprint too, in their own module.
+from subscribers import manage  # noqa: E402

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscribers.models import ConsentEvent
 from subscribers.models import Subscriber
 from tests.conftest import LiveServer
 from tests.conftest import horizontal_overflow
+from tests.helpers import csrf_token
 from tests.helpers import log_in
 from tests.helpers import make_editor
 from tests.test_subscribe import add_subscriber
@@ -128,3 +130,199 @@ def test_history_page_on_a_phone(live_server: LiveServer, page: Any, db: Session
         history = page.locator("ol.history").inner_text()
         assert words in history
         assert horizontal_overflow(page) == 0, lang
+
+
+def _rows(page: str) -> list[str]:
+    """The addresses of the list's rows, in order."""
+    return re.findall(r'<td><a href="/editor/subscribers/\d+">([^<]+)</a></td>', page)
+
+
+def test_list_sorts_by_column_and_shows_date_and_language(client: FlaskClient, db: Session) -> None:
+    """Column headings sort either way; the list shows when each subscribed and their language."""
+    _admin(client, db)
+    for n, (email, locale) in enumerate(
+        (("b@example.com", "en"), ("c@example.com", "zh"), ("a@example.com", "zh"))
+    ):
+        row = add_subscriber(db, email, locale=locale)
+        row.created_at = datetime(2026, 11, 1 + n, 16, 30, tzinfo=UTC)
+    db.commit()
+    newest_first = client.get(LIST + "?lang=zh").get_data(as_text=True)
+    assert _rows(newest_first) == ["a@example.com", "c@example.com", "b@example.com"]
+    assert "2026年11月2日 00:30" in newest_first  # 16:30 UTC on 1 November, in Beijing
+    assert "<th" in newest_first and ">订阅时间" in newest_first and ">语言" in newest_first
+    by_email = client.get(LIST + "?sort=email").get_data(as_text=True)
+    assert _rows(by_email) == ["a@example.com", "b@example.com", "c@example.com"]
+    assert 'href="/editor/subscribers/?sort=-email"' in by_email  # the heading now reverses
+    assert _rows(client.get(LIST + "?sort=-email").get_data(as_text=True)) == [
+        "c@example.com",
+        "b@example.com",
+        "a@example.com",
+    ]
+    english = client.get(LIST + "?sort=language&language=en&lang=en").get_data(as_text=True)
+    assert _rows(english) == ["b@example.com"] and "2 November 2026, 00:30" in english
+    assert "16:30" not in english and "UTC" not in english
+    assert _rows(client.get(LIST + "?sort=nonsense").get_data(as_text=True)) == [
+        "a@example.com",
+        "c@example.com",
+        "b@example.com",
+    ]
+
+
+def test_blocked_is_a_filter_of_its_own(client: FlaskClient, db: Session) -> None:
+    """ "Blocked" lists blocked addresses only; "unsubscribed" lists those who may come back."""
+    _admin(client, db)
+    add_subscriber(db, "left@example.com", status="unsubscribed")
+    blocked = add_subscriber(db, "blocked@example.com")
+    add_subscriber(db, "bounced@example.com", status="bounced")
+    add_subscriber(db, "reader@example.com")
+    with client.application.test_request_context():
+        from subscribers import service
+
+        service.suppress(db, blocked.email, "manual", service.Consent(source="editor"))
+    db.commit()
+    page = client.get(LIST + "?status=blocked").get_data(as_text=True)
+    assert sorted(_rows(page)) == ["blocked@example.com", "bounced@example.com"]
+    assert "已屏蔽" in page
+    assert _rows(client.get(LIST + "?status=unsubscribed").get_data(as_text=True)) == [
+        "left@example.com"
+    ]
+    assert _rows(client.get(LIST + "?status=active").get_data(as_text=True)) == [
+        "reader@example.com"
+    ]
+
+
+def test_an_editor_edits_a_subscriber_and_the_history_says_who(
+    client: FlaskClient, db: Session
+) -> None:
+    """Name, topics, format and language are editable; the consent record names the editor."""
+    _admin(client, db)
+    subscriber = add_subscriber(db, "wang@example.com", topics=("policy",), locale="zh")
+    page = f"{LIST}{subscriber.id}"
+    form = {
+        "csrf_token": csrf_token(client, page),
+        "name": "王芳",
+        "topics": ["policy", "data"],
+        "format": "digest",
+        "language": "en",
+    }
+    response = client.post(f"{page}/edit", data=form)
+    assert response.status_code == 302
+    after = text_of(client.get(page + "?lang=zh").get_data(as_text=True))
+    assert "已保存" in after
+    assert (
+        "由 admin@newsletter.test 修改资料，姓名：— → 王芳，主题：政策 → 政策、数据，"
+        "格式：全文版 → 摘要版，语言：中文 → English"
+    ) in after
+    db.expire_all()
+    row = db.get(Subscriber, subscriber.id)
+    assert row is not None
+    assert (row.name, row.topics, row.format, row.locale) == (
+        "王芳",
+        ("data", "policy"),
+        "digest",
+        "en",
+    )
+    event = db.scalars(select(ConsentEvent).where(ConsentEvent.action == "edit")).one()
+    assert (event.source, event.actor) == ("editor", "admin@newsletter.test")
+    # No topic, an unknown language, no token: refused, nothing written.
+    refused = {**form, "topics": [], "language": "fr", "csrf_token": csrf_token(client, page)}
+    client.post(f"{page}/edit", data=refused)
+    assert "请至少选择一个主题。" in client.get(page).get_data(as_text=True)
+    client.post(f"{page}/edit", data={**form, "csrf_token": "", "name": "李四"})
+    assert db.scalars(select(ConsentEvent).where(ConsentEvent.action == "edit")).all() == [event]
+    db.expire_all()
+    assert db.get(Subscriber, subscriber.id).name == "王芳"  # type: ignore[union-attr]
+
+
+def _bulk(client: FlaskClient, action: str, ids: list[object], token: str | None = None) -> Any:
+    data = {
+        "csrf_token": csrf_token(client, LIST) if token is None else token,
+        "action": action,
+        "selected": [str(i) for i in ids],
+        "next": LIST + "?status=active",
+    }
+    return client.post(LIST + "bulk", data=data)
+
+
+def test_bulk_unsubscribe_and_block_are_all_or_nothing(client: FlaskClient, db: Session) -> None:
+    """A selection is unsubscribed or blocked in one go, each with a record naming the editor;
+    a selection with a row that is gone, or without the page's token, changes nothing."""
+    _admin(client, db)
+    first, second, third = (add_subscriber(db, f"r{n}@example.com") for n in range(3))
+    ids = [first.id, second.id]
+    gone = _bulk(client, "unsubscribe", [*ids, 2_000_000])  # one row no longer exists
+    message = client.get(gone.headers["Location"] + "&lang=zh").get_data(as_text=True)
+    assert "所选订阅者中有的已不存在，未做任何修改。" in message
+    for refused in (
+        _bulk(client, "unsubscribe", ids, token="not-the-token"),
+        _bulk(client, "unsubscribe", [*ids, "1 OR 1=1"]),
+        _bulk(client, "delete", ids),
+    ):
+        assert refused.status_code in (302, 400)
+    db.expire_all()
+    assert {row.status for row in db.scalars(select(Subscriber))} == {"active"}
+    assert db.scalars(select(ConsentEvent)).all() == []
+
+    done = _bulk(client, "unsubscribe", ids)
+    assert done.status_code == 302 and done.headers["Location"].endswith("?status=active")
+    assert "已退订 2 位订阅者。" in client.get(LIST).get_data(as_text=True)
+    db.expire_all()
+    assert [row.status for row in (first, second, third)] == [
+        "unsubscribed",
+        "unsubscribed",
+        "active",
+    ]
+    events = db.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+    assert [(e.subscriber_id, e.action, e.source, e.actor) for e in events] == [
+        (first.id, "unsubscribe", "editor", "admin@newsletter.test"),
+        (second.id, "unsubscribe", "editor", "admin@newsletter.test"),
+    ]
+
+    _bulk(client, "block", [second.id, third.id])
+    page = client.get(LIST + "?status=blocked&lang=zh").get_data(as_text=True)
+    assert "已屏蔽 2 个地址。" in page
+    assert sorted(_rows(page)) == ["r1@example.com", "r2@example.com"]
+    _bulk(client, "block", [second.id])
+    assert "另有 1 位原本就是这样。" in client.get(LIST).get_data(as_text=True)
+
+
+def test_bulk_export_of_a_selection(client: FlaskClient, db: Session) -> None:
+    """Export writes the selected subscribers only, as CSV, and changes nothing."""
+    _admin(client, db)
+    chosen = add_subscriber(db, "chosen@example.com", name="王芳")
+    add_subscriber(db, "other@example.com")
+    response = _bulk(client, "export", [chosen.id])
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    body = response.get_data(as_text=True)
+    assert "chosen@example.com" in body and "王芳" in body and "other@example.com" not in body
+    assert db.scalars(select(ConsentEvent)).all() == []
+
+
+def test_bulk_actions_in_the_browser(live_server: LiveServer, page: Any, db: Session) -> None:
+    """At 375 px, in Chinese and English, an editor ticks rows and blocks them from the list."""
+    make_editor(db, "admin@newsletter.test", role="admin")
+    for n in range(3):
+        add_subscriber(db, f"p{n}@example.com")
+    page.goto(live_server.url + "/editor/login")
+    page.fill("input[name=email]", "admin@newsletter.test")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/editor/")
+    page.goto(live_server.url + LIST + "?lang=en")
+    assert horizontal_overflow(page) == 0
+    page.get_by_label("Select p1@example.com").check()
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.wait_for_load_state()
+    assert "1 subscriber unsubscribed." in page.locator("body").inner_text()
+    page.goto(live_server.url + LIST + "?lang=zh")
+    assert horizontal_overflow(page) == 0
+    page.get_by_label("选择 p0@example.com").check()
+    page.get_by_label("选择 p2@example.com").check()
+    page.get_by_role("button", name="屏蔽（今后不能再订阅）").click()
+    page.wait_for_load_state()
+    assert "已屏蔽 2 个地址。" in page.locator("body").inner_text()
+    page.goto(live_server.url + LIST + "?status=blocked")
+    assert sorted(page.locator("table.subscribers tbody td a").all_inner_texts()) == [
+        "p0@example.com",
+        "p2@example.com",
+    ]
