@@ -40,6 +40,7 @@ EFFECTS = ("suppressed", "soft_counted", "unsubscribed", "ignored", "unmatched")
 REASON_LIMIT = 1000
 KEY_LIMIT = 200
 # Our campaign Message-IDs: <d{delivery id}.{16 hex digits}@{MESSAGE_ID_DOMAIN}>.
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 _OUR_MESSAGE_ID = re.compile(r"<?d(\d{1,10})\.([0-9a-f]{16})@([^>\s]+)>?")
 
 
@@ -202,8 +203,11 @@ def _apply(
     if event.kind == "soft_bounce" and not _too_many_soft(db_session, config, subscriber, event):
         return "soft_counted"
     reason = "complaint" if event.kind == "complaint" else "hard_bounce"
-    if event.kind != "complaint" and target.delivery is not None:
-        target.delivery.status = "bounced"
+    # Only a settled row: one being sent right now, or waiting, is its batch's to record (and
+    # the suppression below makes the next claim skip it).
+    row = target.delivery
+    if event.kind != "complaint" and row is not None and row.status in ("sent", "failed"):
+        row.status = "bounced"
     consent_source = "complaint" if event.kind == "complaint" else "bounce"
     service.suppress(
         db_session, subscriber.email, reason, service.Consent(source=consent_source, note=note)
@@ -227,7 +231,9 @@ def _too_many_soft(
 
 
 def _note(event: MailEvent) -> str:
-    """The consent record's note: where it came from and what the server said."""
+    """The consent record's note: where it came from and what the server said, addresses
+    left out (an erase scrubs the consent record's fields, not its note)."""
     said = " ".join((_clean(event.reason, REASON_LIMIT) or "").split())
+    said = _ADDRESS.sub("(address)", said)
     code = f"{event.status} " if event.status else ""
     return f"{event.source} {event.kind}: {code}{said}"[:300]

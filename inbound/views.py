@@ -122,10 +122,13 @@ def _latest(db_session: Session, *where: Any, limit: int = LATEST) -> list[dict[
         .order_by(MailEventRow.occurred_at.desc(), MailEventRow.id.desc())
         .limit(limit)
     )
+    # Once a reader is erased, neither their address nor the server's words (which often
+    # quote it) are shown.
     return [
         {
             "event": event,
             "email": None if erased_at is not None else email,
+            "reason": None if erased_at is not None else event.reason,
             "issue_number": number,
         }
         for event, email, erased_at, number in rows

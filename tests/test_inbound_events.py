@@ -104,6 +104,20 @@ def test_a_hard_bounce_marks_delivery_and_reader_and_suppresses(app: Flask, db: 
     assert (stored.effect, stored.status, stored.kind) == ("suppressed", "5.1.1", "hard_bounce")
 
 
+def test_a_bounce_leaves_a_row_its_batch_is_sending_to_the_batch(app: Flask, db: Session) -> None:
+    """A bounce naming a delivery being sent again right now (claimed) blocks the reader but
+    leaves the row's status to the batch that holds it."""
+    rows = _sent_campaign(app, db)
+    db.execute(update(Delivery).where(Delivery.id == rows[0].id).values(status="sending"))
+    db.commit()
+    assert record(db, app.config, _event("hard_bounce", "b", delivery_id=rows[0].id)).effect == (
+        "suppressed"
+    )
+    db.commit()
+    assert db.get(Delivery, rows[0].id).status == "sending"  # type: ignore[union-attr]
+    assert _subscriber(db, rows[0]).status == "bounced"
+
+
 def test_the_same_report_twice_counts_once(app: Flask, db: Session) -> None:
     """The same (source, key) recorded twice is one row; the second changes nothing; the same key
     from another source is another event."""

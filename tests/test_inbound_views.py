@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from campaigns.models import Delivery
 from inbound.events import record
+from subscribers import service
+from subscribers.models import ConsentEvent
+from subscribers.models import Subscriber
 from tests.conftest import LiveServer
 from tests.conftest import horizontal_overflow
 from tests.helpers import log_in
@@ -181,3 +185,23 @@ def test_the_panels_fit_a_phone(
         page.click("#bounces details.reply summary")
         assert page.is_visible("#bounces details.reply code"), path
         assert horizontal_overflow(page) == 0, path
+
+
+def test_an_erased_readers_address_and_server_words_are_not_shown(
+    app: Flask, admin: FlaskClient, db: Session
+) -> None:
+    """The bounce quoted the reader's address: the consent note leaves it out from the start,
+    and once the reader is erased neither the send's panel nor their page shows it."""
+    rows = _small_send_with_trouble(app, db)
+    note = db.scalars(
+        select(ConsentEvent.note).where(ConsentEvent.subscriber_id == rows[0].subscriber_id)
+    ).one()
+    assert note is not None and "User unknown" in note and "@" not in note
+    reader = db.get(Subscriber, rows[0].subscriber_id)
+    assert reader is not None
+    service.erase(db, reader, service.Consent(source="editor"), block=True)
+    db.commit()
+    for path in (f"/editor/campaigns/{rows[0].campaign_id}", f"/editor/subscribers/{reader.id}"):
+        panel = _bounces_section(admin.get(path).get_data(as_text=True))
+        assert "r0@qq.com" not in panel and "User unknown" not in panel, path
+        assert "退信：地址无法收信" in panel
