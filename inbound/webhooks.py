@@ -89,7 +89,11 @@ def receive(provider: str) -> Response:
     except RequestEntityTooLarge:
         return plain("The request body is too large.", 413)
     except Refused as refused:
-        return plain(refused.message, refused.status)
+        response = plain(refused.message, refused.status)
+        if refused.status == 401 and provider == "postmark":
+            # Credentials go in Postmark's webhook URL; a client that waits to be asked is asked.
+            response.headers["WWW-Authenticate"] = 'Basic realm="webhooks"'
+        return response
     with db.transaction() as db_session:
         results = [events.record(db_session, config, event) for event in found]
     if results and all(result.duplicate for result in results):

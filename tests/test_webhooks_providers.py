@@ -254,6 +254,7 @@ def test_postmark_refusals_change_nothing(
         response = client.post("/webhooks/postmark", json=record, headers=headers)
         assert response.status_code == expected, what
         assert response.mimetype == "text/plain"
+        assert response.headers["WWW-Authenticate"] == 'Basic realm="webhooks"'
     for what, body in [
         ("no ID", {**record, "ID": None}),
         ("no address", {**record, "Email": ""}),

@@ -93,9 +93,12 @@ class FakeAws:
     paths: list[str] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
 
-    def sign(self, message: dict[str, Any], version: str = "2") -> dict[str, Any]:
+    def sign(
+        self, message: dict[str, Any], version: str = "2", url: str | None = None
+    ) -> dict[str, Any]:
         """``message`` with SignatureVersion, SigningCertURL and a valid Signature."""
-        signed = {**message, "SignatureVersion": version, "SigningCertURL": self.base + CERT_PATH}
+        cert_url = url or self.base + CERT_PATH
+        signed = {**message, "SignatureVersion": version, "SigningCertURL": cert_url}
         algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()  # noqa: S303 - SNS v1
         signature = self.signing_key.sign(sns.canonical(signed), padding.PKCS1v15(), algorithm)
         signed["Signature"] = base64.b64encode(signature).decode()
@@ -121,11 +124,18 @@ def fake_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAws]:
     signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     signing_cert = _certificate("sns.amazonaws.com", signing_key, ("Test Root CA", ca_key))
     paths: list[str] = []
-    files = {CERT_PATH: _pem(signing_cert)}
+    expired = _certificate("sns.amazonaws.com", signing_key, ("Test Root CA", ca_key), days=-0.5)
+    files = {CERT_PATH: _pem(signing_cert), "/expired.pem": _pem(expired)}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             paths.append(self.path)
+            if self.path == "/redirect.pem":
+                self.send_response(302)
+                self.send_header("Location", CERT_PATH)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = files.get(self.path.split("?", 1)[0], b"<ConfirmSubscriptionResponse/>")
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -326,6 +336,8 @@ def _tampered(
             403,
         ),
         ("a topic not allowed", other_topic, 403),
+        ("an expired certificate", ses.sign(message, url=ses.base + "/expired.pem"), 403),
+        ("a certificate behind a redirect", ses.sign(message, url=ses.base + "/redirect.pem"), 502),
         ("no signature", {k: v for k, v in signed.items() if k != "Signature"}, 400),
         ("not JSON", b'{"Type": "Notification", ', 400),
         ("not an SNS message", {"hello": "world"}, 400),
@@ -355,6 +367,7 @@ def test_bad_signatures_and_malformed_bodies_change_nothing(
     )
     assert _post(client, signed)[0] == 400, "a signed bounce naming no recipient"
     assert snapshot(db) == before
+    assert ses.paths.count(CERT_PATH) == 1, "the redirect was not followed"
 
 
 def test_subscription_is_confirmed_only_for_an_allowed_topic(
