@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 def init_app(app: Flask) -> None:
     """The campaign tasks and the beat entry that starts, expires and recovers sends."""
     from campaigns import cli
+    from campaigns import latest
     from campaigns import views
     from core import registry
 
@@ -19,6 +20,7 @@ def init_app(app: Flask) -> None:
         app, "campaigns-tick", "campaigns.tasks.tick", float(app.config["SCHEDULER_SECONDS"])
     )
     registry.add_sent_check(app, send_started)
+    registry.add_latest_issue(app, latest.latest_issue)
     cli.init_app(app)
     views.init_app(app)
 

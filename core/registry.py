@@ -25,6 +25,9 @@ PanelContext = Callable[[Session, int], dict[str, Any] | None]
 PANEL_PLACES = ("campaign", "subscriber")
 
 
+LatestIssue = Callable[[Session, tuple[str, ...], str, str], dict[str, str] | None]
+
+
 class NavItem(NamedTuple):
     endpoint: str
     label: Any  # a lazy string, translated where the navigation is drawn
@@ -47,6 +50,9 @@ class Registry:
     sent_checks: list[Callable[[Session, int], bool]] = field(default_factory=list)
     # place -> [(template, context)]: drawn where the page says ``panels(place, id)``.
     panels: dict[str, list[tuple[str, PanelContext]]] = field(default_factory=dict)
+    # The latest issue readers received, from a package that sends issues: (session, topics,
+    # format, locale) -> {"subject", "url"} or None. The welcome email links to it.
+    latest_issue: list[LatestIssue] = field(default_factory=list)
     # The endpoint editors land on after logging in.
     home: str = "auth.login"
 
@@ -107,6 +113,22 @@ def add_issue_action(app: Flask, endpoint: str, label: Any) -> None:
 def add_sent_check(app: Flask, check: Callable[[Session, int], bool]) -> None:
     """Count an issue as sent (its content frozen) whenever ``check(db_session, issue_id)``."""
     of(app).sent_checks.append(check)
+
+
+def add_latest_issue(app: Flask, provider: LatestIssue) -> None:
+    """Tell the welcome email where the latest sent issue is (``provider``, see Registry)."""
+    of(app).latest_issue.append(provider)
+
+
+def latest_issue(
+    app: Flask, db_session: Session, topics: tuple[str, ...], format: str, locale: str
+) -> dict[str, str] | None:
+    """The latest issue sent to readers, as the first provider that knows one says, or None."""
+    for provider in of(app).latest_issue:
+        found = provider(db_session, topics, format, locale)
+        if found is not None:
+            return found
+    return None
 
 
 def add_panel(app: Flask, place: str, template: str, context: PanelContext) -> None:

@@ -9,15 +9,18 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from core import i18n
+from core import registry
 from core.i18n import N_
 from mailer import outbox
 from mailer.message import build_message
 from mailer.message import recipient_mailbox
 from mailer.models import OutboxMessage
 from mailer.render import render_pair
+from mailer.render import topic_names
 from subscribers import links
 from subscribers.models import Subscriber
 
@@ -55,7 +58,9 @@ def _notice(
         base_url=config["BASE_URL"],
         **context,
     )
-    translated = i18n.translations(message.locale).gettext(subject)
+    translated = i18n.translations(message.locale).gettext(subject) % {
+        "list": config["MAIL_FROM_NAME"]
+    }
     headers = outbox.standard_headers(config, subscriber.email, translated, subscriber.name)
     return build_message(headers, text, html)
 
@@ -90,6 +95,32 @@ def build_preferences_link(
         message,
         config,
         already=message.params.get("reason") == "already_subscribed",
+        preferences_url=links.preferences_url(subscriber),
+        unsubscribe_url=links.unsubscribe_url(subscriber),
+    )
+
+
+@outbox.builder("welcome")
+def build_welcome(
+    db_session: Session, message: OutboxMessage, config: Mapping[str, Any]
+) -> EmailMessage:
+    """After confirming: what the reader will get, their preferences link and, once an issue
+    has been sent, a link to the latest one (asked of the registry: campaigns sits above)."""
+    subscriber = _subscriber(db_session, message)
+    order = list(config["TOPICS"])
+    chosen = sorted(subscriber.topics, key=lambda key: order.index(key) if key in order else 99)
+    latest = registry.latest_issue(
+        current_app, db_session, tuple(subscriber.topics), subscriber.format, message.locale
+    )
+    return _notice(
+        "welcome",
+        N_("Welcome to %(list)s"),
+        subscriber,
+        message,
+        config,
+        topics=topic_names(chosen, message.locale),
+        digest=subscriber.format == "digest",
+        latest=latest,
         preferences_url=links.preferences_url(subscriber),
         unsubscribe_url=links.unsubscribe_url(subscriber),
     )

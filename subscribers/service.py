@@ -22,6 +22,7 @@ from email_validator import validate_email
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
@@ -260,14 +261,30 @@ def _queue(
     )
 
 
-def confirm(db_session: Session, subscriber: Subscriber, consent: Consent) -> Subscriber:
-    """Activate a subscription from its confirmation link; the link is spent either way."""
+def confirm(
+    db_session: Session, subscriber: Subscriber, consent: Consent, welcome: Enqueue | None = None
+) -> Subscriber:
+    """Activate a subscription from its confirmation link; the link is spent either way.
+
+    With ``welcome``, a welcome email is queued, once: only by the request whose conditional
+    UPDATE spent the link's nonce (two clicks at once both get this far; one wins).
+    """
     if is_blocked(db_session, subscriber):
         raise Blocked()
-    subscriber.confirm_nonce = new_nonce()
+    spent = subscriber.confirm_nonce
+    fresh_nonce = new_nonce()
+    won = db_session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber.id, Subscriber.confirm_nonce == spent)
+        .values(confirm_nonce=fresh_nonce)
+        .execution_options(synchronize_session=False)
+    )
+    subscriber.confirm_nonce = fresh_nonce
     values: dict[str, Any] = {"status": "active", "confirmed_at": utcnow(), "unsubscribed_at": None}
     changes = apply(subscriber, values)
     record_consent(db_session, subscriber, "confirm", consent, changes)
+    if welcome is not None and getattr(won, "rowcount", 0) == 1 and "status" in changes:
+        _queue(db_session, "welcome", subscriber, welcome)
     return subscriber
 
 

@@ -222,7 +222,8 @@ def confirm(token: str) -> Page:
         return _render("confirm.html", form=form)
     try:
         with db.transaction() as db_session:
-            service.confirm(db_session, subscriber, _consent("email-link"))
+            welcome = enqueue_delivery if current_app.config["WELCOME_EMAIL"] else None
+            service.confirm(db_session, subscriber, _consent("email-link"), welcome)
     except service.Blocked:
         return _blocked()
     flash(_("Thank you: your subscription is confirmed. You can change your choices here."), "info")
