@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import redis
 from flask import Flask
 from flask import render_template
 from flask_babel import gettext as _
@@ -63,10 +64,13 @@ def seconds_to_wait(error: HTTPException) -> float | None:
     if isinstance(retry_after, int | float):
         return float(retry_after)
     current = limiter.current_limit if limiter.enabled else None
-    if current is not None and current.breached:
+    if current is None or not current.breached:
+        return None
+    try:
         # The window's own reset time (``reset_at`` adds a second for the header's sake).
         return float(current.window[0]) - time.time()
-    return None
+    except (redis.RedisError, OSError):
+        return None  # the page still answers, with the general hint
 
 
 def wait_hint(seconds: float | None) -> str:

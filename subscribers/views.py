@@ -129,13 +129,7 @@ def _blocked() -> tuple[str, int]:
 # Pages reached through a reader's own link: personal, so never kept by a browser or proxy.
 PERSONAL_ENDPOINTS = frozenset(
     f"subscribers.{name}"
-    for name in (
-        "confirm",
-        "preferences",
-        "unsubscribe_page",
-        "unsubscribe_action",
-        "resubscribe",
-    )
+    for name in ("confirm", "preferences", "unsubscribe_page", "unsubscribe_action", "resubscribe")
 )
 
 
