@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint
 from flask import Response
@@ -19,6 +20,7 @@ from flask import render_template
 from flask import request
 from flask import stream_with_context
 from flask import url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from kombu.exceptions import OperationalError
@@ -74,6 +76,12 @@ ROW_ERRORS: dict[str, Any] = {
     "member": _l("member must be yes or no, not “%(value)s”"),
     "too_long": _l("the %(value)s is too long"),
     "control": _l("the %(value)s contains line breaks or control characters"),
+}
+
+
+SKIPPED: dict[str, Any] = {
+    "existing": _l("already on the list, left as it was"),
+    "blocked": _l("unsubscribed, bounced or blocked: not added back"),
 }
 
 
@@ -271,7 +279,27 @@ def import_form() -> Page:
         job = _create_job(form, limit)
         if job is not None:
             return redirect(url_for(".import_status", job_id=job.id))
-    return render_template("web/subscribers_admin/import.html", form=form, topics=topics)
+    return render_template(
+        "web/subscribers_admin/import.html",
+        form=form,
+        topics=topics,
+        chinese_topics=csvfile.chinese_topic_names(topics.topic_keys()),
+    )
+
+
+@bp.get("/import/template.csv")
+def import_template() -> Response:
+    """A CSV to fill in, with the column names in the page's language and one example line."""
+    body = "".join(csvfile.template_lines(str(get_locale() or "zh"), topics.topic_keys()))
+    name = "订阅者导入模板.csv" if str(get_locale()) == "zh" else "subscribers-template.csv"
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="subscribers-template.csv"; '
+            f"filename*=UTF-8''{quote(name)}"
+        },
+    )
 
 
 def _create_job(form: ImportForm, limit: int) -> ImportJob | None:
@@ -309,6 +337,13 @@ def row_error_text(error: csvfile.RowError) -> str:
     return str(ROW_ERRORS[error.code]) % {"value": error.value}
 
 
+def skipped_text(code: str, value: str) -> str:
+    """Why a line of a finished import was skipped, in the page's language."""
+    if code in SKIPPED:
+        return str(SKIPPED[code])
+    return str(ROW_ERRORS.get(code, code)) % {"value": value}
+
+
 @bp.get(f"/import/{JOB}")
 def import_status(job_id: int) -> Page:
     job = db.session().get(ImportJob, job_id) or abort(404)
@@ -321,6 +356,7 @@ def import_status(job_id: int) -> Page:
         preview=preview,
         button=ButtonForm(),
         row_error_text=row_error_text,
+        skipped_text=skipped_text,
         topics=topics,
     )
 

@@ -50,6 +50,7 @@ class ImportTally:
     existing: int = 0
     blocked: int = 0
     blocked_lines: list[int] = field(default_factory=list)
+    existing_lines: list[int] = field(default_factory=list)
 
 
 def sort_import_rows(
@@ -67,6 +68,7 @@ def sort_import_rows(
             tally.blocked_lines.append(row.line)
         elif status is not None:
             tally.existing += 1
+            tally.existing_lines.append(row.line)
         else:
             tally.new += 1
             fresh.append(row)
@@ -122,6 +124,7 @@ def import_rows(
             tally.blocked_lines.append(row.line)
         else:
             tally.existing += 1
+            tally.existing_lines.append(row.line)
     _record_imports(db_session, list(inserted.values()), consent)
     return tally
 

@@ -1,7 +1,9 @@
 """Subscriber CSV files: reading an upload into checked rows, and writing the export.
 
 Columns: email, name, organisation, topics, format, language, member. Only ``email`` is
-required; other columns may be missing or empty. Problems are reported per line as a code
+required; other columns may be missing or empty. The Chinese names of the columns
+(邮箱/姓名/单位/主题/格式/语言/会员) and of the values (政策/企业/数据, 全文/摘要, 中文/英文,
+是/否) are read as well as the English ones, as a spreadsheet made in Chinese has them. Problems are reported per line as a code
 and the offending value, so that the page shows them in the editor's language.
 """
 
@@ -14,8 +16,11 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
+from core import topics as core_topics
+from core.i18n import translations
 from subscribers.service import UNSAFE_TEXT
 from subscribers.service import AddressError
 from subscribers.service import email_hash
@@ -31,6 +36,36 @@ TOPIC_SEPARATORS = re.compile(r"[;|,\s、；]+")
 # Spreadsheets run cells that start with these as formulas; exported values get a quote first.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_LENGTHS = {"name": 100, "organisation": 200}
+# Column names as a Chinese (or English) spreadsheet spells them -> the column.
+COLUMN_NAMES = {
+    "邮箱": "email",
+    "电子邮箱": "email",
+    "邮箱地址": "email",
+    "e-mail": "email",
+    "姓名": "name",
+    "单位": "organisation",
+    "organization": "organisation",
+    "主题": "topics",
+    "格式": "format",
+    "语言": "language",
+    "会员": "member",
+}
+FORMAT_WORDS = {
+    "full": "full",
+    "全文": "full",
+    "全文版": "full",
+    "digest": "digest",
+    "摘要": "digest",
+    "摘要版": "digest",
+}
+LANGUAGE_WORDS = {
+    "zh": "zh",
+    "中文": "zh",
+    "chinese": "zh",
+    "en": "en",
+    "英文": "en",
+    "english": "en",
+}
 
 
 class CsvError(ValueError):
@@ -110,6 +145,7 @@ def header(text: str) -> list[str]:
     if not first:
         raise CsvError("empty")
     names = [name.strip().lower() for name in first]
+    names = [COLUMN_NAMES.get(name, name) for name in names]
     if "email" not in names:
         raise CsvError("no_email_column")
     return names
@@ -155,16 +191,20 @@ def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> Import
         if len(value) > limit:
             return RowError(line, "too_long", name)
         texts[name] = value or None
-    chosen = [t for t in TOPIC_SEPARATORS.split(cells.get("topics", "").strip().lower()) if t]
-    unknown = [t for t in chosen if t not in topics]
+    named = topic_names(tuple(topics))
+    typed = [t for t in TOPIC_SEPARATORS.split(cells.get("topics", "").strip().lower()) if t]
+    unknown = [t for t in typed if t not in named]
     if unknown:
         return RowError(line, "topic", unknown[0])
-    format_ = cells.get("format", "").strip().lower()
-    if format_ not in ("", "full", "digest"):
-        return RowError(line, "format", format_)
-    language = cells.get("language", "").strip().lower()
-    if language not in ("", "zh", "en"):
-        return RowError(line, "language", language)
+    chosen = [named[t] for t in typed]
+    typed_format = cells.get("format", "").strip().lower()
+    format_ = FORMAT_WORDS.get(typed_format, "")
+    if typed_format and not format_:
+        return RowError(line, "format", typed_format)
+    typed_language = cells.get("language", "").strip().lower()
+    language = LANGUAGE_WORDS.get(typed_language, "")
+    if typed_language and not language:
+        return RowError(line, "language", typed_language)
     member = cells.get("member", "").strip().lower()
     if member not in TRUE_WORDS | FALSE_WORDS:
         return RowError(line, "member", member)
@@ -179,6 +219,37 @@ def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> Import
         locale=language or None,
         member=member in TRUE_WORDS,
     )
+
+
+@cache
+def topic_names(keys: tuple[str, ...]) -> dict[str, str]:
+    """Every way a file may name a topic -> its key: the key, its English and Chinese names."""
+    chinese = translations("zh").gettext
+    named: dict[str, str] = {}
+    for key in keys:
+        for name in (key, core_topics.label(key, str), core_topics.label(key, chinese)):
+            named.setdefault(name.strip().lower(), key)
+    return named
+
+
+def chinese_topic_names(keys: Sequence[str]) -> str:
+    """政策、企业、数据: the topics as a Chinese file names them, in the configured order."""
+    return "、".join(core_topics.label(key, translations("zh").gettext) for key in keys)
+
+
+def template_lines(locale: str, topics: Sequence[str]) -> Iterator[str]:
+    """A CSV to fill in: the header in ``locale`` and one made-up example line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if locale == "zh":
+        names = chinese_topic_names(topics[:2])
+        writer.writerow(("邮箱", "姓名", "单位", "主题", "格式", "语言", "会员"))
+        writer.writerow(("wang.fang@example.com", "王芳", "示例单位", names, "摘要", "中文", "是"))
+    else:
+        names = ";".join(topics[:2])
+        writer.writerow(COLUMNS)
+        writer.writerow(("jane@example.com", "Jane Doe", "Example Ltd", names, "full", "en", "no"))
+    yield "\ufeff" + buffer.getvalue()
 
 
 def _formula_like(text: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,8 @@ from subscribers.models import ImportJob
 
 PREVIEW_ERRORS = 200
 PREVIEW_SAMPLE = 10
+# The finished page lists this many skipped lines with their reasons; the count is of all.
+REPORT_LIMIT = 500
 
 
 @dataclass
@@ -73,16 +76,17 @@ def run(
     job.status = "running"
     db_session.commit()
     rows: list[ImportRow] = []
-    errors, last = 0, job.processed_rows - 1
+    errors: list[RowError] = []
+    last = job.processed_rows - 1
     for index, item in csvfile.parse(job.content, topics, skip=job.processed_rows):
         last = index
         if isinstance(item, RowError):
-            errors += 1
+            errors.append(item)
         else:
             rows.append(item)
-        if len(rows) + errors >= batch_size:
+        if len(rows) + len(errors) >= batch_size:
             _commit_batch(db_session, job, rows, errors, last, locale)
-            rows, errors = [], 0
+            rows, errors = [], []
     _commit_batch(db_session, job, rows, errors, last, locale)
     job.status, job.finished_at, job.content = "done", utcnow(), ""
     db_session.commit()
@@ -90,10 +94,23 @@ def run(
 
 
 def _commit_batch(
-    db_session: Session, job: ImportJob, rows: list[ImportRow], errors: int, last: int, locale: str
+    db_session: Session,
+    job: ImportJob,
+    rows: list[ImportRow],
+    errors: list[RowError],
+    last: int,
+    locale: str,
 ) -> None:
+    """Insert a batch and note what it skipped, in the same transaction as its progress."""
     tally = bulk.import_rows(db_session, rows, consent_for(job), locale)
     job.imported += tally.new
-    job.skipped += tally.existing + tally.blocked + errors
+    job.skipped += tally.existing + tally.blocked + len(errors)
+    skipped: list[list[Any]] = [[error.line, error.code, error.value[:100]] for error in errors]
+    skipped += [[line, "existing", ""] for line in tally.existing_lines]
+    skipped += [[line, "blocked", ""] for line in tally.blocked_lines]
+    report = list(job.skipped_report or [])
+    if skipped and len(report) < REPORT_LIMIT:
+        # A new list, so that the JSON column sees the change.
+        job.skipped_report = sorted(report + skipped)[:REPORT_LIMIT]
     job.processed_rows = last + 1
     db_session.commit()

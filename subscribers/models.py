@@ -113,6 +113,9 @@ class ImportJob(Base):
     imported: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # What was skipped and why, for the finished page: [line, reason, value] (the value only
+    # for lines with an error; at most subscribers.imports.REPORT_LIMIT entries).
+    skipped_report: Mapped[list[Any]] = mapped_column(JSON, default=list)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

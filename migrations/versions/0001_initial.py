@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:47:23.986004
+Create Date: 2026-12-02 18:06:06.283724
 """
 
 from collections.abc import Sequence
@@ -123,6 +123,7 @@ def upgrade() -> None:
     sa.Column('imported', sa.Integer(), nullable=False),
     sa.Column('skipped', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('skipped_report', sa.JSON(), nullable=False),
     sa.Column('finished_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriber_import'))
     )
