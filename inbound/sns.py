@@ -71,7 +71,8 @@ class SnsTrust:
     host: re.Pattern[str] = AWS_HOST
     context: ssl.SSLContext | None = None  # None: the system's certificate authorities
     timeout: float = 10.0
-    keys: dict[str, rsa.RSAPublicKey] = field(default_factory=dict)
+    # Each certificate's key and the end of its validity, by URL.
+    keys: dict[str, tuple[rsa.RSAPublicKey, datetime]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def check_url(self, url: str, what: str) -> None:
@@ -97,17 +98,17 @@ class SnsTrust:
             raise Refused(502, f"{what} could not be fetched ({type(error).__name__}).") from None
 
     def public_key(self, url: str) -> rsa.RSAPublicKey:
-        """The RSA key of the certificate at ``url``, fetched once per process."""
+        """The RSA key of the certificate at ``url``, fetched once per process while valid."""
         with self.lock:
             cached = self.keys.get(url)
-        if cached is not None:
-            return cached
+        if cached is not None and datetime.now(UTC) <= cached[1]:
+            return cached[0]
         pem = self.get(url, "SigningCertURL")
-        key = _certificate_key(pem)
+        key, until = _certificate_key(pem)
         with self.lock:
             if len(self.keys) >= CACHE_LIMIT:
                 self.keys.clear()
-            self.keys[url] = key
+            self.keys[url] = (key, until)
         return key
 
 
@@ -120,8 +121,8 @@ def trust() -> SnsTrust:
     return found
 
 
-def _certificate_key(pem: bytes) -> rsa.RSAPublicKey:
-    """The certificate's RSA key; refused when it is not a PEM certificate valid now."""
+def _certificate_key(pem: bytes) -> tuple[rsa.RSAPublicKey, datetime]:
+    """The certificate's RSA key and its end of validity; refused unless a PEM valid now."""
     if len(pem) > CERTIFICATE_LIMIT:
         raise Refused(403, "The signing certificate is too large.")
     try:
@@ -134,7 +135,7 @@ def _certificate_key(pem: bytes) -> rsa.RSAPublicKey:
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise Refused(403, "The signing certificate has no RSA key.")
-    return key
+    return key, certificate.not_valid_after_utc
 
 
 def canonical(message: Mapping[str, Any]) -> bytes:

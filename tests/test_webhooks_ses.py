@@ -416,3 +416,17 @@ def test_off_without_topics(app: Flask, client: FlaskClient) -> None:
     """With no SES_TOPIC_ARNS the endpoint does not exist (404), signed or not."""
     assert client.post("/webhooks/ses", data=b"{}").status_code == 404
     assert client.post("/webhooks/unknown", data=b"{}").status_code == 404
+
+
+def test_a_cached_certificate_is_fetched_again_after_it_expires(
+    app: Flask, db: Session, client: FlaskClient, ses: FakeAws
+) -> None:
+    """A certificate kept in memory past its end of validity is not used: it is fetched anew."""
+    first, *_ = sent_campaign(app, db)
+    stale = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    trust: sns.SnsTrust = app.extensions[sns.EXTENSION]
+    trust.keys[ses.base + CERT_PATH] = (stale, datetime.now(UTC) - timedelta(minutes=1))
+    recipient = {"emailAddress": address_of(db, first)}
+    message = ses.sign(_notification("sns-late", _bounce("Permanent", [recipient], None)))
+    assert _post(client, message) == (200, "1 event(s) recorded.\n")
+    assert ses.paths == [CERT_PATH]
