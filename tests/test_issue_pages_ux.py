@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from issues.models import Issue
+from mailer.models import OutboxMessage
 from tests.conftest import LiveServer
 from tests.helpers import make_editor
 from tests.test_campaign_pages import ready_issue
@@ -174,3 +175,39 @@ def test_an_articles_full_text_can_be_read_and_the_issue_title_corrected(
     assert words["title_saved"] in page.inner_text("main")
     db.expire_all()
     assert db.get(Issue, issue.id).title == "天堂之芯（更正）"  # type: ignore[union-attr]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("lang", "delivered"), [("zh", "已送达邮件服务器"), ("en", "delivered to the mail server")]
+)
+def test_a_test_email_reads_delivered_with_the_servers_reply_folded(
+    app: Flask, live_server: LiveServer, page: Any, db: Session, lang: str, delivered: str
+) -> None:
+    """A test email the relay took with 250: the home page and the send page say 已送达邮件服务器,
+    and the reply shows only in 详情."""
+    make_editor(db)
+    issue = ready_issue(app, db)
+    reply = "2.0.0 Ok: queued as 4F2A1"
+    params = {"issue_id": issue.id, "topics": ["policy"], "format": "full"}
+    for kind, extra in (("test", {}), ("campaign_test", params)):
+        db.add(
+            OutboxMessage(
+                kind=kind,
+                to_address="check@example.org",
+                locale="zh",
+                params=extra,
+                status="sent",
+                smtp_code=250,
+                smtp_reply=reply,
+            )
+        )
+    db.commit()
+    log_in(page, live_server.url, lang)
+    for path in ("/editor/", f"/editor/campaigns/new/{issue.id}"):
+        page.goto(live_server.url + path)
+        row = page.locator("table.data tbody tr", has_text="check@example.org")
+        assert delivered in row.inner_text(), path
+        assert "250" not in row.inner_text() and reply not in row.inner_text(), path
+        row.locator("details summary").click()
+        assert reply in row.inner_text(), path
