@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -95,6 +96,22 @@ def parse_local(text: str, typed_in: ZoneInfo | None = None) -> datetime:
     raise ValueError(text)
 
 
+def from_header(value: str | None) -> datetime | None:
+    """An email's Date header as an aware datetime, or None when it is missing or unreadable."""
+    if not value:
+        return None
+    try:
+        return _aware(parsedate_to_datetime(str(value)))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def header_time(value: str | None) -> str:
+    """An email's Date header in the editors' zone; the header as it is if it cannot be read."""
+    moment = from_header(value)
+    return clock(moment) if moment is not None else str(value or "")
+
+
 def _aware(moment: datetime) -> datetime:
     # The models read every time back aware; a naive one can only be UTC from elsewhere.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
@@ -103,7 +120,11 @@ def _aware(moment: datetime) -> datetime:
 def init_app(app: Flask) -> None:
     """Give every template the editors' clock."""
     app.jinja_env.globals.update(
-        clock=clock, when=when, zone_label=zone_label, field_time=field_time
+        clock=clock,
+        when=when,
+        zone_label=zone_label,
+        field_time=field_time,
+        header_time=header_time,
     )
     app.jinja_env.filters["clock"] = clock
     app.jinja_env.filters["when"] = when

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from email import message_from_bytes
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core import clock
+from core.sessions import EditorSession
+from tests.conftest import LiveServer
+from tests.conftest import horizontal_overflow
+from tests.helpers import make_editor
+from tests.test_devmail import viewer  # noqa: F401  (the fixture)
 
 # 07:52 UTC is 15:52 in Beijing, on the next calendar day for a late UTC time.
 MOMENT = datetime(2026, 12, 1, 7, 52, tzinfo=UTC)
@@ -56,3 +68,39 @@ def test_typed_times_are_read_in_the_editors_zone(app: Flask) -> None:
     assert clock.parse_local("2026-03-08T03:30", ZoneInfo("America/New_York")) == datetime(
         2026, 3, 8, 7, 30, tzinfo=UTC
     )
+
+
+def test_captured_mail_lists_its_times_in_beijing_time(viewer: FlaskClient) -> None:  # noqa: F811
+    """The development inbox shows each email's Date header as Beijing time, not the raw header."""
+    folder = Path(viewer.application.config["CAPTURE_DIR"])
+    raw = message_from_bytes(next(folder.glob("2026*.eml")).read_bytes())["Date"]
+    moment = parsedate_to_datetime(raw)
+    page = viewer.get("/dev/mail/?lang=zh").get_data(as_text=True)
+    assert raw not in page and "时间均为北京时间。" in page
+    with viewer.application.test_request_context("/?lang=zh"):
+        assert clock.clock(moment) in page
+    with viewer.application.test_request_context("/?lang=zh"):
+        assert clock.header_time("not a date") == "not a date"
+        assert clock.header_time(None) == ""
+
+
+def test_account_page_times_in_the_browser(live_server: LiveServer, page: Any, db: Session) -> None:
+    """At 375 px the account page gives its session times in Beijing time, saying so, in both languages."""
+    make_editor(db, "admin@newsletter.test", role="admin")
+    page.goto(live_server.url + "/editor/login")
+    page.fill("input[name=email]", "admin@newsletter.test")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/editor/")
+    db.expire_all()
+    started = db.scalars(select(EditorSession)).one().created_at
+    for lang, label in (("zh", "时间均为北京时间。"), ("en", "Times are Beijing time.")):
+        for path in ("/editor/account", "/editor/accounts"):
+            page.goto(f"{live_server.url}{path}?lang={lang}")
+            text = page.locator("main").inner_text()
+            assert label in text and "UTC" not in text, (lang, path)
+            assert horizontal_overflow(page) == 0, (lang, path)
+        with live_server.app.test_request_context(f"/?lang={lang}"):
+            shown = clock.clock(started)
+        page.goto(f"{live_server.url}/editor/account?lang={lang}")
+        assert shown in page.locator("#sessions").inner_text()
