@@ -110,3 +110,23 @@ def breakable(text: str) -> Markup:
         return ZERO_WIDTH_SPACE.join(pieces)
 
     return escape(_LONG_RUN.sub(split, str(text)))
+
+
+# A web address in running text. Clients link such text themselves, but only up to the first
+# break point, so the email links it whole itself and breaks only the shown text.
+_URL = re.compile(r"https?://[^\s\u2e80-\u9fff\uff00-\uffef<>\"']+")
+
+
+def linked(text: str) -> Markup:
+    """``breakable(text)`` with each http(s) address in it a link to the whole address."""
+    pieces: list[Markup] = []
+    position = 0
+    for match in _URL.finditer(str(text)):
+        url = match.group(0).rstrip(".,;:!?)]}")
+        if url.endswith("//"):  # a scheme and nothing after it
+            continue
+        pieces.append(breakable(text[position : match.start()]))
+        pieces.append(Markup('<a href="{}">{}</a>').format(url, breakable(url)))
+        position = match.start() + len(url)
+    pieces.append(breakable(text[position:]))
+    return Markup("").join(pieces)

@@ -34,6 +34,7 @@ from core import topics
 from core.config import LOCALES
 from core.config import ROOT
 from mailer.blocks import breakable
+from mailer.blocks import linked
 from mailer.blocks import runs
 from mailer.segments import ArticleContent
 from mailer.segments import IssueContent
@@ -82,6 +83,7 @@ def environment(locale: str) -> SandboxedEnvironment:
     env.globals["locale"] = locale
     env.globals["runs"] = runs
     env.filters["breakable"] = breakable
+    env.filters["linked"] = linked
     return env
 
 

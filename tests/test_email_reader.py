@@ -158,6 +158,13 @@ def test_long_latin_words_and_urls_never_widen_the_email(
     text = page.evaluate("() => document.body.innerText").replace("\u200b", "")
     assert LONG_WORD in text and LONG_URL in text
     assert LONG_URL in rendered.text  # the plain-text part keeps it whole
+    # Clients link an address in text only up to its first break point: the email links the
+    # address in the article's text and source whole itself.
+    hrefs = page.evaluate("() => [...document.querySelectorAll('a')].map(a => a.href)")
+    if edition == "full":
+        assert hrefs.count(LONG_URL) == 2 * 2 + 2  # paragraph and caption, source; two articles
+    else:
+        assert hrefs.count(LONG_URL) == 2  # the sources
 
 
 @pytest.mark.parametrize("locale", ["zh", "en"])
