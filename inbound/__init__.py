@@ -12,7 +12,10 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """The editor views of bounces and complaints, the receiver command and the webhooks."""
+    from inbound import cli
     from inbound import webhooks
+
+    cli.init_app(app)
 
     webhooks.init_app(app)
     from inbound import views

@@ -24,6 +24,7 @@ names, so the same report delivered twice is recorded once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -36,7 +37,7 @@ from email.parser import HeaderParser
 from email.policy import compat32
 from typing import Any
 
-from flufl.bounce import all_failures
+from flufl.bounce import _scan as flufl_scan
 
 from inbound import formats
 from inbound.events import MailEvent
@@ -76,6 +77,24 @@ def _classify(
     ):
         return _unsubscribe(message, recipient, config, maker)
     delivery_id = verp.delivery_of(config, recipient)
+    return [_vouched(event) for event in _reports(message, config, maker, delivery_id)]
+
+
+def _vouched(event: MailEvent) -> MailEvent:
+    """A report's address counts only when the report came to a delivery's own return path.
+
+    Anyone can mail the bare bounce address a well-formed report naming any reader; without a
+    VERP token (or our signed Message-ID quoted in it, which ``record`` checks) it must suppress
+    nobody, so the address is dropped and the event is kept as unmatched.
+    """
+    if event.delivery_id is None and event.kind in ("hard_bounce", "soft_bounce", "complaint"):
+        return dataclasses.replace(event, address=None)
+    return event
+
+
+def _reports(
+    message: Message, config: Mapping[str, Any], maker: _Maker, delivery_id: int | None
+) -> list[MailEvent]:
     if _is_report(message, "feedback-report"):
         return _complaint(message, config, maker, delivery_id)
     if _is_report(message, "delivery-status"):
@@ -256,7 +275,7 @@ def _dsn(
                 "hard_bounce" if hard else "soft_bounce",
                 "dsn",
                 diagnostic or f"{action} {status or ''}",
-                delivery_id=delivery_id if len(failing) == 1 else None,
+                delivery_id=delivery_id,
                 message_id=message_id,
                 address=address or None,
                 status=status,
@@ -274,11 +293,27 @@ def _action(block: Message) -> str:
 # --- everything else that looks like a bounce ----------------------------------------------------
 
 
+def _flufl_failures(message: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's ``all_failures``, but a detector that trips over a malformed message
+    (several index headers that are not there) is skipped instead of ending the whole scan."""
+    for detector in flufl_scan._DETECTORS:
+        try:
+            temporary, permanent = detector().process(message)
+        except Exception as error:
+            # Its heuristics index headers that hostile mail leaves out; one detector's
+            # mistake must not hide what the others find.
+            log.info("inbound: flufl.bounce %s skipped (%s)", detector.__name__, error)
+            continue
+        if temporary or permanent:
+            return frozenset(temporary), frozenset(permanent)
+    return frozenset(), frozenset()
+
+
 def _heuristic(
     message: Message, config: Mapping[str, Any], maker: _Maker, delivery_id: int | None
 ) -> list[MailEvent]:
     """flufl.bounce's detectors, then the Chinese formats; permanent or temporary per address."""
-    temporary, permanent = all_failures(message)
+    temporary, permanent = _flufl_failures(message)
     found: list[tuple[str, str]] = [
         (a.decode("utf-8", "replace"), "hard") for a in sorted(permanent)
     ]
@@ -299,7 +334,7 @@ def _heuristic(
             "hard_bounce" if level == "hard" else "soft_bounce",
             "dsn",
             reason,
-            delivery_id=delivery_id if len(found) == 1 else None,
+            delivery_id=delivery_id,
             message_id=message_id,
             address=address,
             status=formats.enhanced_status(reason),

@@ -1,0 +1,220 @@
+"""The inbound mail receiver: an SMTP server for our bounce and unsubscribe addresses.
+
+A relay or Postfix forwards mail for ``BOUNCE_LOCAL_PART[+…]@BOUNCE_DOMAIN`` and for
+``UNSUBSCRIBE_MAILTO`` (and its ``+TOKEN`` forms) here; every other recipient is refused with
+550, so the receiver is nobody's open mailbox. Each message is read by
+``inbound.classify.classify`` and its events written by ``inbound.events.record`` in one
+transaction, and only once that transaction has committed does the client hear 250: a relay whose
+message we lost to a crash or a database outage (451) still has it and tries again, and the same
+report delivered twice counts once.
+
+Limits: ``INBOUND_MAX_BYTES`` per message (552 above it; the report parts are read from its first
+megabyte only), ``INBOUND_MESSAGES_PER_MINUTE`` from one client address (451, try later) and
+``INBOUND_CONNECTIONS_PER_CLIENT`` connections held open by one address (421). Bad mail of any
+shape is logged and answered 250 with nothing changed; the server itself never stops on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from core import db
+from inbound.classify import classify
+from inbound.events import record
+from mailer import verp
+
+log = logging.getLogger(__name__)
+# Recipients one message may name: a report comes to one address; more is someone else's mail.
+MAX_RECIPIENTS = 20
+LIMITS = ("INBOUND_MAX_BYTES", "INBOUND_MESSAGES_PER_MINUTE", "INBOUND_CONNECTIONS_PER_CLIENT")
+
+
+def is_ours(config: Mapping[str, Any], address: str) -> bool:
+    """Whether we take mail for the address: the bounce address or the unsubscribe address,
+    bare or with any ``+tag`` (a forged tag is taken, read, and changes nothing)."""
+    bases = (
+        (str(config["BOUNCE_LOCAL_PART"]), verp.bounce_domain(config)),
+        tuple(str(config["UNSUBSCRIBE_MAILTO"]).rsplit("@", 1)),
+    )
+    local, at, domain = address.strip().strip("<>").lower().rpartition("@")
+    if not at:
+        return False
+    for base_local, base_domain in bases:
+        base_local = base_local.lower()
+        if domain.rstrip(".") != base_domain.lower():
+            continue
+        if local == base_local or local.startswith(base_local + "+"):
+            return True
+    return False
+
+
+class RateLimit:
+    """Messages per client address within a sliding minute, and connections held open."""
+
+    def __init__(self, per_minute: int, connections: int) -> None:
+        self.per_minute = per_minute
+        self.connections = connections
+        self.sent: defaultdict[str, deque[float]] = defaultdict(deque)
+        self.open: defaultdict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+
+    def connect(self, client: str) -> bool:
+        with self.lock:
+            if self.open[client] >= self.connections:
+                return False
+            self.open[client] += 1
+            return True
+
+    def disconnect(self, client: str) -> None:
+        with self.lock:
+            self.open[client] -= 1
+            if self.open[client] <= 0:
+                del self.open[client]
+
+    def message(self, client: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            times = self.sent[client]
+            while times and times[0] < now - 60:
+                times.popleft()
+            if len(times) >= self.per_minute:
+                return False
+            times.append(now)
+            return True
+
+
+class InboundHandler:
+    """aiosmtpd's handler: which recipients we take, and what a message becomes."""
+
+    def __init__(self, app: Flask, limit: RateLimit) -> None:
+        self.app = app
+        self.config = app.config
+        self.limit = limit
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if not self.limit.message(_client(session)):
+            log.warning("inbound: %s sends too many messages, told to wait", _client(session))
+            return "451 4.7.1 Too many messages from your address, try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if not is_ours(self.config, address):
+            return "550 5.1.1 No such mailbox here"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or b""
+        loop = asyncio.get_running_loop()
+        # The database work is blocking: it runs on a thread, the server keeps serving others.
+        return await loop.run_in_executor(
+            None, self.store, raw, list(envelope.rcpt_tos), _client(session)
+        )
+
+    def store(self, raw: bytes, recipients: list[str], client: str) -> str:
+        """Classify for each recipient and record every event in one transaction; the reply."""
+        with self.app.app_context():
+            try:
+                with db.transaction() as db_session:
+                    effects = []
+                    for recipient in recipients:
+                        for event in classify(raw, recipient, self.config):
+                            outcome = record(db_session, self.config, event)
+                            effects.append(f"{event.kind}:{outcome.effect}")
+            except SQLAlchemyError as error:
+                log.error("inbound: message from %s not recorded: %s", client, error)
+                return "451 4.3.0 Could not record the message now, try again later"
+        log.info(
+            "inbound: %d bytes from %s to %s: %s",
+            len(raw),
+            client,
+            ", ".join(recipients),
+            ", ".join(effects) or "nothing to do",
+        )
+        return "250 OK"
+
+
+def _client(session: Any) -> str:
+    peer = getattr(session, "peer", None)
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+
+class InboundSMTP(SMTP):
+    """aiosmtpd's SMTP session, refusing a client that holds too many connections open."""
+
+    def __init__(self, handler: InboundHandler, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.limit = handler.limit
+        self.counted: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if self.counted is None and not self.limit.connect(client):
+            log.warning("inbound: %s holds too many connections, refused", client)
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(b"421 4.7.0 Too many connections from your address\r\n")
+            transport.close()
+            return
+        self.counted = client
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.counted is None:
+            return
+        self.limit.disconnect(self.counted)
+        self.counted = None
+        super().connection_lost(error)
+
+
+class InboundController(Controller):
+    def __init__(self, handler: InboundHandler, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.inbound = handler
+
+    def factory(self) -> SMTP:
+        return InboundSMTP(self.inbound, **self.SMTP_kwargs)
+
+
+def controller(app: Flask, host: str, port: int) -> InboundController:
+    """A receiver for ``app`` on host:port, not yet started; ValueError naming a limit that is
+    not a positive whole number."""
+    config = app.config
+    for key in LIMITS:
+        value = config[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"NEWSLETTER_{key} must be a positive whole number, not {value!r}.")
+    limit = RateLimit(
+        int(config["INBOUND_MESSAGES_PER_MINUTE"]), int(config["INBOUND_CONNECTIONS_PER_CLIENT"])
+    )
+    return InboundController(
+        InboundHandler(app, limit),
+        hostname=host,
+        port=port,
+        data_size_limit=int(config["INBOUND_MAX_BYTES"]),
+        ident="newsletter inbound",
+        timeout=120,
+        # A session that repeats one command without end is a client to drop, not to serve.
+        command_call_limit=200,
+    )

@@ -1,0 +1,288 @@
+"""The inbound receiver as its own process (flask --app web inbound serve), over real SMTP:
+bounces of a real campaign, mailed unsubscribes, refused recipients, limits, a database outage."""
+
+from __future__ import annotations
+
+import dataclasses
+import smtplib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+from sqlalchemy import create_engine
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from campaigns import control
+from campaigns.models import Delivery
+from core import create_app
+from core.config import DEFAULTS
+from inbound.models import MailEventRow
+from issues import store
+from mailer import verp
+from subscribers.models import ConsentEvent
+from subscribers.models import Subscriber
+from subscribers.models import Suppression
+from subscribers.service import email_hash
+from tests.campaign_helpers import add_readers
+from tests.campaign_helpers import kill_worker
+from tests.campaign_helpers import ready_seed
+from tests.campaign_helpers import received
+from tests.campaign_helpers import send_now
+from tests.campaign_helpers import start_worker
+from tests.campaign_helpers import wait_for_status
+from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import ROOT
+from tests.conftest import SmtpSink
+from tests.helpers import SEED
+from tests.inbound_helpers import Receiver
+from tests.inbound_helpers import dsn
+from tests.inbound_helpers import send
+from tests.inbound_helpers import start_receiver
+
+VERP = {"VERP_ENABLED": True, "BOUNCE_DOMAIN": "bounce.newsletter.test"}
+
+
+@pytest.fixture(scope="module")
+def receiver_process(
+    settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Receiver]:
+    """One receiver process per database for this module's tests."""
+    process = start_receiver(settings, tmp_path_factory.mktemp("inbound") / "log", **VERP)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def receiver(receiver_process: Receiver, app: Flask) -> Receiver:
+    """The running receiver, checked alive, on the test's emptied database."""
+    assert receiver_process.alive(), receiver_process.output()[-3000:]
+    return receiver_process
+
+
+def _config(app: Flask) -> dict[str, Any]:
+    return {**app.config, **VERP}
+
+
+def _statuses(db: Session) -> dict[str, str]:
+    db.expire_all()
+    found = {s.email: s.status for s in db.scalars(select(Subscriber))}
+    db.rollback()
+    return found
+
+
+def _suppressed(db: Session) -> set[str]:
+    found = set(db.scalars(select(Suppression.email_hash)))
+    db.rollback()
+    return found
+
+
+def test_bounces_of_a_campaign_mark_deliveries_and_readers_and_the_next_issue_skips_them(
+    app: Flask,
+    db: Session,
+    settings: dict[str, Any],
+    smtp_sink: SmtpSink,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    """A campaign sent with VERP through the sink, then relay DSNs for three of its deliveries
+    into the receiver: two permanent ones mark those deliveries and readers bounced and suppress
+    the addresses, a temporary one only counts, and the next issue does not mail the two."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 6, app.config)
+    worker = start_worker(settings, tmp_path / "worker.log", beat=False, **VERP)
+    try:
+        campaign_id = send_now(app, db, issue.id)
+        wait_for_status(db, campaign_id, "done", timeout=120)
+        senders = {rcpts[0].lower(): sender for sender, rcpts, _ in smtp_sink.messages}
+        gone, also_gone, slow = readers[0].email, readers[1].email, readers[2].email
+        assert all(verp.delivery_of(_config(app), senders[a]) for a in (gone, also_gone, slow))
+        for address in (gone, also_gone):
+            code, reply = send(receiver.port, [senders[address]], dsn(address, senders[address]))
+            assert code == 250, reply
+        temporary = dsn(slow, senders[slow], status="4.2.2", action="delayed",
+                        diagnostic="smtp; 452 4.2.2 Mailbox full")  # fmt: skip
+        assert send(receiver.port, [senders[slow]], temporary)[0] == 250
+
+        statuses = _statuses(db)
+        assert statuses[gone] == statuses[also_gone] == "bounced"
+        assert statuses[slow] == "active"
+        assert _suppressed(db) == {email_hash(gone), email_hash(also_gone)}
+        bounced = set(
+            db.scalars(select(Delivery.subscriber_id).where(Delivery.status == "bounced"))
+        )
+        assert bounced == {readers[0].id, readers[1].id}
+        effects = sorted(db.scalars(select(MailEventRow.effect)))
+        assert effects == ["soft_counted", "suppressed", "suppressed"]
+        db.rollback()
+
+        smtp_sink.reset()
+        parsed = dataclasses.replace(
+            store.parse(SEED.read_bytes(), "seed.txt", app.config),
+            number=362,
+            content_hash="2" * 64,
+        )
+        next_issue = store.store_issue(db, parsed).issue
+        db.commit()
+        store.set_status(db, next_issue.id, "ready")
+        db.commit()
+        next_campaign = send_now(app, db, next_issue.id)
+        wait_for_status(db, next_campaign, "done", timeout=120)
+        got = received([message for message in smtp_sink.parsed()])
+        assert set(got) == {r.email for r in readers[2:]}
+    finally:
+        kill_worker(worker)
+
+
+def test_a_mailed_unsubscribe_counts_only_with_a_valid_token(
+    app: Flask, db: Session, receiver: Receiver
+) -> None:
+    """Mail to the reader's own unsubscribe+TOKEN address unsubscribes them with a consent
+    record; mail to the bare address, an altered token, or another reader's id with a made-up
+    tag does nothing, even with the reader's address forged in From."""
+    target, bystander = add_readers(db, 2, app.config)
+    config = _config(app)
+    forged = f"From: {target.email}\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n".encode()
+    own = verp.unsubscribe_address(config, target.id)
+    local, domain = own.split("@")
+    altered = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + domain
+    made_up = f"unsubscribe+{bystander.id}-abcdefghijklmnop@{domain}"
+    bare = str(config["UNSUBSCRIBE_MAILTO"])
+    for address in (bare, altered, made_up):
+        assert send(receiver.port, [address], forged)[0] == 250
+    assert _statuses(db) == {target.email: "active", bystander.email: "active"}
+
+    assert send(receiver.port, [own.upper()], forged)[0] == 250
+    assert _statuses(db) == {target.email: "unsubscribed", bystander.email: "active"}
+    consent = db.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == target.id)).one()
+    assert (consent.action, consent.source) == ("unsubscribe", "mailto")
+    # The same mail again is the same event: recorded once.
+    assert send(receiver.port, [own], forged)[0] == 250
+    assert db.scalar(select(func.count(MailEventRow.id))) == 1
+
+
+def test_recipients_that_are_not_ours_are_refused(
+    app: Flask, db: Session, receiver: Receiver
+) -> None:
+    """RCPT for another local part, another domain or a look-alike is refused with 550, so the
+    receiver relays nothing and stores nothing for anyone else."""
+    for address in (
+        "postmaster@example.org",
+        "someone@gmail.com",
+        "bounces@newsletter.test.evil.example",
+        "bouncesx@bounce.newsletter.test",
+        "unsubscribe-me@newsletter.test",
+    ):
+        code, reply = send(receiver.port, [address], b"Subject: hi\r\n\r\nhi\r\n")
+        assert code == 550, (address, reply)
+    assert db.scalar(select(func.count(MailEventRow.id))) == 0
+
+
+def test_a_client_over_the_message_rate_or_connection_limit_is_told_to_wait(
+    app: Flask, settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """Past INBOUND_MESSAGES_PER_MINUTE a client's MAIL is answered 451, and a connection past
+    INBOUND_CONNECTIONS_PER_CLIENT is closed with 421."""
+    limited = start_receiver(
+        settings,
+        tmp_path / "limited.log",
+        INBOUND_MESSAGES_PER_MINUTE=3,
+        INBOUND_CONNECTIONS_PER_CLIENT=2,
+        **VERP,
+    )
+    try:
+        bounce = "bounces@bounce.newsletter.test"
+        codes = [send(limited.port, [bounce], b"Subject: x\r\n\r\nx\r\n")[0] for _ in range(4)]
+        assert codes == [250, 250, 250, 451]
+        held = [smtplib.SMTP("127.0.0.1", limited.port, timeout=10) for _ in range(2)]
+        try:
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                smtplib.SMTP("127.0.0.1", limited.port, timeout=10)
+            assert refused.value.smtp_code == 421
+        finally:
+            for client in held:
+                client.close()
+        assert limited.alive()
+    finally:
+        limited.stop()
+
+
+def test_a_report_is_answered_451_when_the_database_cannot_take_it(
+    app: Flask, settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """With its database unreachable the receiver answers 451 (the relay keeps the report and
+    tries again), logs why, and keeps serving."""
+    url = str(settings["DATABASE_URL"])
+    admin = None
+    if url.startswith("sqlite"):
+        broken = f"sqlite:///{tmp_path / 'no-tables.db'}"
+    else:
+        # A database that answers but has none of our tables: every write fails.
+        name = f"newsletter_empty_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        broken = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    down = start_receiver(settings, tmp_path / "down.log", DATABASE_URL=broken, **VERP)
+    try:
+        report = dsn("r0@qq.com", "bounces@bounce.newsletter.test")
+        for _ in range(2):
+            code, reply = send(down.port, ["bounces@bounce.newsletter.test"], report)
+            assert code == 451, reply
+        assert down.alive()
+        assert "not recorded" in down.output()
+    finally:
+        down.stop()
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def test_a_forged_report_suppresses_nobody_but_the_delivery_it_came_back_to(
+    app: Flask, db: Session, receiver: Receiver
+) -> None:
+    """A well-formed report naming a reader, mailed to the bare bounce address or to the return
+    path of someone else's delivery (a token a reader can see in their own mail), does not touch
+    the reader it names: the address in a report counts only through its return path."""
+    victim, forger = add_readers(db, 2, app.config)
+    config = _config(app)
+    bare = f"{config['BOUNCE_LOCAL_PART']}@{config['BOUNCE_DOMAIN']}"
+    assert send(receiver.port, [bare], dsn(victim.email, bare))[0] == 250
+    assert _statuses(db) == {victim.email: "active", forger.email: "active"}
+    assert _suppressed(db) == set()
+    # Sent to the return path of the forger's own delivery, the report is about that delivery.
+    issue = ready_seed(app, db)
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+    own = db.scalars(select(Delivery).where(Delivery.subscriber_id == forger.id)).one()
+    path = verp.return_path(config, own.id)
+    assert send(receiver.port, [path], dsn(victim.email, path))[0] == 250
+    assert _statuses(db) == {victim.email: "active", forger.email: "bounced"}
+    assert _suppressed(db) == {email_hash(forger.email)}
+
+
+def test_the_compose_service_runs_the_receiver_command() -> None:
+    """docker-compose.yml's inbound service runs `flask --app web inbound serve` on the port it
+    publishes, with settings the code reads."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["inbound"]
+    command = service["command"]
+    assert command[:5] == ["flask", "--app", "web", "inbound", "serve"]
+    port = command[command.index("--port") + 1]
+    assert any(str(mapping).endswith(f":{port}") for mapping in service["ports"])
+    app = create_app({"SECRET_KEY": "x", "DATABASE_URL": "sqlite://"})
+    group = app.cli.commands["inbound"]
+    assert "serve" in group.commands  # type: ignore[attr-defined]
+    names = {key.removeprefix("NEWSLETTER_") for key in service["environment"]}
+    assert names <= set(DEFAULTS)
