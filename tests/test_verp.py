@@ -4,8 +4,11 @@ decoding back to them; forged or altered tokens decode to nothing; with VERP off
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -22,6 +25,10 @@ from campaigns.models import Delivery
 from core import create_app
 from core.config import ConfigError
 from core.config import check
+from inbound.events import MailEvent
+from inbound.events import record
+from issues import store
+from issues.models import Issue
 from mailer import verp
 from mailer.message import issue_message
 from mailer.render import render_segment
@@ -35,6 +42,7 @@ from tests.campaign_helpers import send_now
 from tests.campaign_helpers import start_worker
 from tests.campaign_helpers import wait_for_status
 from tests.conftest import SmtpSink
+from tests.helpers import SEED
 from tests.test_dkim import dns
 from tests.test_dkim import key_pair  # noqa: F401 (a fixture)
 from tests.test_dkim import signing_config
@@ -70,7 +78,8 @@ def test_a_campaign_sends_each_delivery_from_its_own_return_path(
 ) -> None:
     """60 readers through a real worker and the sink, VERP on: each envelope sender is
     bounces+TOKEN@ the MAIL_FROM domain and decodes to that message's own delivery, and each
-    List-Unsubscribe mailto decodes to that reader; the relay was still pipelined."""
+    List-Unsubscribe mailto decodes to that reader; the relay was still pipelined. Bounces to
+    three of those return paths keep those three out of the next issue's send."""
     app, settings = verp_app
     issue = ready_seed(app, db)
     add_readers(db, 60, app.config)
@@ -78,9 +87,22 @@ def test_a_campaign_sends_each_delivery_from_its_own_return_path(
     try:
         campaign_id = send_now(app, db, issue.id)
         wait_for_status(db, campaign_id, "done")
+        assert ledger(db, campaign_id) == {"sent": 60}
+        _check_return_paths(app, db, smtp_sink)
+        bounced = _bounce_three(app, db, smtp_sink)
+        # The next issue goes to everyone but the three whose return paths bounced.
+        smtp_sink.reset()
+        campaign_id = send_now(app, db, _next_issue(app, db).id)
+        wait_for_status(db, campaign_id, "done")
     finally:
         kill_worker(worker)
-    assert ledger(db, campaign_id) == {"sent": 60}
+    assert ledger(db, campaign_id) == {"sent": 57}
+    with smtp_sink.lock:
+        again = {rcpts[0].lower() for _, rcpts, _ in smtp_sink.messages}
+    assert len(again) == 57 and not again & bounced
+
+
+def _check_return_paths(app: Flask, db: Session, smtp_sink: SmtpSink) -> None:
     rows = db.execute(select(Delivery.id, Delivery.subscriber_id, Delivery.message_id)).all()
     by_message_id = {message_id: (delivery, reader) for delivery, reader, message_id in rows}
     with smtp_sink.lock:
@@ -98,6 +120,35 @@ def test_a_campaign_sends_each_delivery_from_its_own_return_path(
         assert verp.subscriber_of_mailto(app.config, mailto.group(1)) == reader_id
         senders.add(sender)
     assert len(senders) == 60
+
+
+def _bounce_three(app: Flask, db: Session, smtp_sink: SmtpSink) -> set[str]:
+    """Permanent bounces come back to the return paths of three messages; their addresses."""
+    with smtp_sink.lock:
+        chosen = [(sender, rcpts[0].lower()) for sender, rcpts, _ in smtp_sink.messages[:3]]
+    for sender, _ in chosen:
+        event = MailEvent(
+            kind="hard_bounce",
+            source="dsn",
+            key=f"bounce-of-{sender}",
+            occurred_at=datetime.now(UTC),
+            reason="550 5.1.1 user unknown",
+            delivery_id=verp.delivery_of(app.config, sender),
+        )
+        assert record(db, app.config, event).effect == "suppressed"
+    db.commit()
+    return {address for _, address in chosen}
+
+
+def _next_issue(app: Flask, db: Session) -> Issue:
+    parsed = dataclasses.replace(
+        store.parse(SEED.read_bytes(), "seed.txt", app.config), number=362, content_hash="2" * 64
+    )
+    issue = store.store_issue(db, parsed).issue
+    db.commit()
+    ready = store.set_status(db, issue.id, "ready")
+    db.commit()
+    return ready
 
 
 def test_with_verp_off_campaigns_are_sent_from_mail_from(
