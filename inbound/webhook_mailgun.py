@@ -47,7 +47,8 @@ def _verify(config: Mapping[str, Any], signed: Mapping[str, Any]) -> str:
         (timestamp + token).encode("utf-8"),
         hashlib.sha256,
     ).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
+    # Bytes, not text: compare_digest refuses text that is not ASCII with a TypeError.
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8")):
         raise Refused(401, "The Mailgun signature does not match.")
     common.check_age(config, common.epoch_time(timestamp, "The Mailgun signature"), "The request")
     return token
@@ -56,13 +57,15 @@ def _verify(config: Mapping[str, Any], signed: Mapping[str, Any]) -> str:
 def event(data: Mapping[str, Any]) -> list[MailEvent]:
     """The event Mailgun's event-data describes, if it is one we act on."""
     name = data.get("event")
+    if not isinstance(name, str):
+        raise Refused(400, "The Mailgun event has no event name.")
     if name == "failed":
         severity = data.get("severity")
         if severity not in ("permanent", "temporary"):
             raise Refused(400, "The Mailgun failure has no severity.")
         kind = "hard_bounce" if severity == "permanent" else "soft_bounce"
     elif name in KINDS:
-        kind = KINDS[str(name)]
+        kind = KINDS[name]
     else:
         return []
     status = common.mapping(data, "delivery-status", "The Mailgun event")

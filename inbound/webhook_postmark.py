@@ -125,6 +125,8 @@ def _subscription_change(record: Mapping[str, Any]) -> list[MailEvent]:
     if not isinstance(suppressed, bool):
         raise Refused(400, "The Postmark subscription change has no SuppressSending.")
     why = record.get("SuppressionReason")
+    if why is not None and not isinstance(why, str):
+        raise Refused(400, "The Postmark subscription change's SuppressionReason is not text.")
     if not suppressed or why not in SUPPRESSIONS:
         # Reactivated by the customer or by us: nothing to apply here.
         return []

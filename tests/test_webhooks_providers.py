@@ -138,13 +138,20 @@ def test_mailgun_refusals_change_nothing(
     assert client.post("/webhooks/mailgun", json=replayed).status_code == 200
     before = snapshot(db)
     unsigned = _mailgun(event)
+    event_envelope = _mailgun(event)
     del unsigned["signature"]
     cases = [
         ("wrong key", _mailgun(event, key="key-someone-else"), 401),
         ("no signature", unsigned, 401),
+        (
+            "signature not ASCII",
+            {**event_envelope, "signature": {**event_envelope["signature"], "signature": "é" * 64}},
+            401,
+        ),
         ("ten minutes old", _mailgun(event, age=600), 403),
         ("token used before", {**replayed, "event-data": event}, 409),
         ("no severity", _mailgun({**event, "severity": None}), 400),
+        ("event name not text", _mailgun({**event, "event": ["failed"]}), 400),
         ("no recipient", _mailgun({**event, "recipient": 7}), 400),
         ("event-data not an object", _mailgun([1, 2]), 400),  # type: ignore[arg-type]
     ]
@@ -260,6 +267,16 @@ def test_postmark_refusals_change_nothing(
         ("no address", {**record, "Email": ""}),
         ("no time", {**record, "BouncedAt": "yesterday"}),
         ("not an object", [record]),
+        (
+            "a suppression reason that is not text",
+            {
+                "RecordType": "SubscriptionChange",
+                "Recipient": address_of(db, first),
+                "ChangedAt": "2026-12-01T10:53:34Z",
+                "SuppressSending": True,
+                "SuppressionReason": {},
+            },
+        ),
     ]:
         assert client.post("/webhooks/postmark", json=body, headers=_basic()).status_code == 400, (
             what
