@@ -24,6 +24,7 @@ from inbound.events import delivery_of_message_id
 from inbound.events import record
 from inbound.models import MailEventRow
 from issues import store
+from subscribers import service
 from subscribers.models import ConsentEvent
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
@@ -116,6 +117,22 @@ def test_a_bounce_leaves_a_row_its_batch_is_sending_to_the_batch(app: Flask, db:
     db.commit()
     assert db.get(Delivery, rows[0].id).status == "sending"  # type: ignore[union-attr]
     assert _subscriber(db, rows[0]).status == "bounced"
+
+
+def test_a_report_about_an_erased_reader_changes_nothing(app: Flask, db: Session) -> None:
+    """A late bounce for a reader whose data was erased (not blocked) is kept as 'ignored':
+    no suppression of the placeholder address, no status change, no consent record."""
+    rows = _sent_campaign(app, db)
+    reader = _subscriber(db, rows[0])
+    service.erase(db, reader, service.Consent(source="editor"), block=False)
+    db.commit()
+    before = db.scalar(select(func.count(ConsentEvent.id)))
+    assert record(db, app.config, _event("hard_bounce", "e", delivery_id=rows[0].id)).effect == (
+        "ignored"
+    )
+    db.commit()
+    assert _suppressed(db) == {} and _subscriber(db, rows[0]).status == "unsubscribed"
+    assert db.scalar(select(func.count(ConsentEvent.id))) == before
 
 
 def test_the_same_report_twice_counts_once(app: Flask, db: Session) -> None:
