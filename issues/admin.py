@@ -12,6 +12,7 @@ Refusals and import warnings carry a message id and values; pages translate them
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from typing import NamedTuple
@@ -95,6 +96,7 @@ def init_app(app: Flask) -> None:
 def _labels() -> dict[str, Any]:
     return {
         "topic_label": topic_label,
+        "in_topic_order": in_topic_order,
         "status_label": status_label,
         "counts": block_counts,
         "translated": translated,
@@ -116,6 +118,12 @@ def skipped_words(part: import_review.Skipped) -> str:
     else:
         lines = _("lines %(first)s–%(last)s", first=part.first, last=part.last)
     return str(SKIPPED_WORDS[part.where] % {"lines": lines})
+
+
+def in_topic_order(keys: Iterable[str]) -> list[str]:
+    """Topic keys in the configured order (政策、企业、数据); unknown keys last, by name."""
+    order = list(current_app.config["TOPICS"])
+    return sorted(keys, key=lambda key: (order.index(key) if key in order else len(order), key))
 
 
 def topic_label(key: str) -> str:

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from issues.models import Article
 from issues.models import Issue
 from mailer.models import OutboxMessage
 from tests.conftest import LiveServer
@@ -211,3 +213,31 @@ def test_a_test_email_reads_delivered_with_the_servers_reply_folded(
         assert "250" not in row.inner_text() and reply not in row.inner_text(), path
         row.locator("details summary").click()
         assert reply in row.inner_text(), path
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("lang", "names"), [("zh", ["政策", "企业", "数据"]), ("en", ["Policy", "Companies", "Data"])]
+)
+def test_topics_are_listed_in_the_configured_order(
+    app: Flask, live_server: LiveServer, page: Any, db: Session, lang: str, names: list[str]
+) -> None:
+    """An article of all three topics (stored by key name: data, companies, policy) reads
+    政策、企业、数据 on the issue page, and the previews' 政策、数据 edition too."""
+    make_editor(db)
+    issue = ready_issue(app, db)
+    first = issue.sections[0].articles[0]
+    db.execute(
+        update(Article).where(Article.id == first.id).values(topics=("data", "companies", "policy"))
+    )
+    db.commit()
+    log_in(page, live_server.url, lang)
+    page.goto(f"{live_server.url}/editor/issues/{issue.id}")
+    badges = page.locator(f"#article-{first.id} ul.topics li").all_inner_texts()
+    assert badges == names
+    page.goto(f"{live_server.url}/editor/previews/361")
+    cells = page.locator("table.segments tbody tr td:first-child").all_inner_texts()
+    together = "、".join([names[0], names[2]]) if lang == "zh" else f"{names[0]}, {names[2]}"
+    assert together in cells
+    backwards = "、".join([names[2], names[0]]) if lang == "zh" else f"{names[2]}, {names[0]}"
+    assert backwards not in cells
