@@ -30,11 +30,21 @@ class Refused(Exception):
 
 
 def json_body(body: bytes) -> Any:
-    """The body as JSON, or 400."""
+    """The body as JSON, without NUL characters (PostgreSQL cannot store them), or 400."""
     try:
-        return json.loads(body)
+        return _without_nul(json.loads(body))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise Refused(400, "The body is not JSON.") from None
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def text(data: Mapping[str, Any], name: str, what: str, required: bool = True) -> str | None:

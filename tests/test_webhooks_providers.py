@@ -424,6 +424,25 @@ def test_sendgrid_refusals_change_nothing(
     assert snapshot(db) == before
 
 
+def test_nul_characters_are_dropped_not_stored(
+    app: Flask, db: Session, client: FlaskClient, sendgrid: ec.EllipticCurvePrivateKey
+) -> None:
+    """A signed event whose id, address and reason hold NUL characters is recorded without
+    them (PostgreSQL refuses NUL in text; it was a 500 there)."""
+    first, *_ = sent_campaign(app, db)
+    address = address_of(db, first)
+    event = _sendgrid_event(
+        address[:2] + "\x00" + address[2:],
+        "bounce",
+        "sg-\x00nul",
+        type="bounce",
+        reason="550\x00 gone",
+    )
+    assert _sendgrid_post(client, sendgrid, [event]) == (200, "1 event(s) recorded.\n")
+    assert effects(db) == [("sendgrid", "hard_bounce", "suppressed")]
+    assert statuses(db)[address] == "bounced"
+
+
 # --- the endpoint ------------------------------------------------------------------------
 
 
