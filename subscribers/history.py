@@ -42,7 +42,10 @@ SOURCES: dict[str, Any] = {
     "one-click": _l("with the one-click unsubscribe in an email"),
     "bounce": _l("after the mail bounced"),
     "complaint": _l("after the reader marked the email as spam"),
+    "mailto": _l("by writing to the unsubscribe address"),
 }
+# What the mail services report (inbound.events.SOURCES): bounces, complaints, unsubscribes.
+REPORTED = ("dsn", "arf", "ses", "mailgun", "postmark", "sendgrid")
 FIELDS: dict[str, Any] = {
     "email": _l("email"),
     "name": _l("name"),
@@ -75,6 +78,7 @@ class Entry:
     sentence: str
     note: str
     origin: str
+    technical: bool  # the note is the mail service's words, folded away behind "details"
 
 
 def entries(events: Iterable[ConsentEvent]) -> list[Entry]:
@@ -88,13 +92,15 @@ def entry(event: ConsentEvent) -> Entry:
         sentence=sentence(event),
         note=event.note or "",
         origin=origin,
+        technical=event.source in (*REPORTED, "bounce", "complaint"),
     )
 
 
 def sentence(event: ConsentEvent) -> str:
     """通过网页订阅，主题：政策、数据 / signed up on the website; topics: Policy, Data."""
     what = str(ACTIONS.get(event.action, event.action))
-    how = str(SOURCES.get(event.source, ""))
+    reported = _l("as the mail service reported") if event.source in REPORTED else ""
+    how = str(SOURCES.get(event.source, reported))
     if event.source in ("editor", "import") and event.actor:
         said = str(_("%(editor)s: %(what)s", what=what, editor=event.actor))
     elif how:

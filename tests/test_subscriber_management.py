@@ -86,6 +86,23 @@ def _with_history(db: Session) -> Subscriber:
         actor="admin@newsletter.test",
         changes={"status": ["active", "unsubscribed"], "reason": "manual"},
     )
+    _event(
+        db,
+        subscriber,
+        datetime(2026, 12, 2, 3, 0, tzinfo=UTC),
+        action="unsubscribe",
+        source="mailto",
+        changes={"status": ["active", "unsubscribed"]},
+    )
+    _event(
+        db,
+        subscriber,
+        datetime(2026, 12, 2, 4, 0, tzinfo=UTC),
+        action="suppress",
+        source="bounce",
+        note="dsn hard_bounce: 550 5.1.1",
+        changes={"reason": "hard_bounce"},
+    )
     return subscriber
 
 
@@ -102,6 +119,8 @@ def test_history_reads_as_sentences_in_beijing_time(client: FlaskClient, db: Ses
     assert "由 admin@newsletter.test 屏蔽此地址，原因：编辑屏蔽" in page
     assert "注册时间" in page or "订阅时间" in page
     assert "2026年12月1日 15:52（北京时间）" in page
+    assert "2026年12月2日 11:00 通过发信到退订地址退订" in page
+    assert "2026年12月2日 12:00 因退信屏蔽此地址，原因：邮箱地址不存在 详情 dsn hard_bounce" in page
     for technical in ("UTC", "2026-12-01", "['", "confirmed_at", "email-link", "None"):
         assert technical not in page, technical
     english = text_of(client.get(f"{LIST}{subscriber.id}?lang=en").get_data(as_text=True))
