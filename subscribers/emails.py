@@ -41,6 +41,13 @@ def recipient(subscriber: Subscriber) -> str:
     return recipient_mailbox(subscriber.name, subscriber.email)
 
 
+def sender_lines(config: Mapping[str, Any]) -> list[str]:
+    """Who sends the email, for its footer: the association's name and postal address lines."""
+    address = str(config.get("POSTAL_ADDRESS") or "").splitlines()
+    name = config.get("ORGANISATION_NAME") or config["MAIL_FROM_NAME"]
+    return [str(name), *(line.strip() for line in address if line.strip())]
+
+
 def _notice(
     template: str,
     subject: str,
@@ -56,6 +63,7 @@ def _notice(
         reader_name=subscriber.name or "",
         list_name=config["MAIL_FROM_NAME"],
         base_url=config["BASE_URL"],
+        sender_lines=sender_lines(config),
         **context,
     )
     translated = i18n.translations(message.locale).gettext(subject) % {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -17,17 +18,21 @@ from sqlalchemy.orm import Session
 from campaigns.models import Campaign
 from campaigns.models import CampaignSegment
 from core.db import utcnow
+from mailer import outbox
 from mailer.models import OutboxMessage
 from subscribers import service
 from subscribers.models import Subscriber
 from tests.campaign_helpers import ready_seed
 from tests.conftest import SmtpSink
+from tests.conftest import horizontal_overflow
 from tests.helpers import csrf_token
 from tests.test_subscribe import add_subscriber
 from tests.test_subscribe import fresh
 from tests.test_subscribe import path_of
 from tests.test_subscribe import sent_to
 from tests.test_subscribe import signup_form
+
+NO_WRAP = "* { overflow-wrap: normal !important; word-break: normal !important; }"
 
 SUBJECT = {"zh": "欢迎订阅《天堂之芯》", "en": "Welcome to 天堂之芯"}
 CONFIRMED = {
@@ -164,3 +169,38 @@ def test_the_welcome_links_the_latest_sent_issue_in_the_readers_edition(
     assert f"http://newsletter.test/issues/361?lang={lang}" in text
     html = welcome.get_body(("html",)).get_content()
     assert f'href="http://newsletter.test/issues/361?lang={lang}"' in html
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_notices_end_with_the_association_and_its_address_and_fit_a_phone(
+    app: Flask, db: Session, page: Any, lang: str
+) -> None:
+    """The welcome and the confirmation end with the association's name and postal address
+    (settings), in HTML and text, and fit 375 px even where overflow-wrap is ignored."""
+    reader = add_subscriber(db, f"footer-{lang}@example.com", status="pending", locale=lang)
+    consent = service.Consent(source="email-link", ip=None, user_agent=None, form_version="t")
+    with app.app_context():
+        service.confirm(db, reader, consent, lambda message_id: None)
+        outbox.queue(
+            db, "confirm", reader.email, lang, lambda message_id: None, subscriber_id=reader.id
+        )
+        db.commit()
+        config = {
+            **app.config,
+            "ORGANISATION_NAME": "浙江省半导体行业协会",
+            "POSTAL_ADDRESS": "浙江省杭州市西湖区文三路 90 号\n" + "Building" * 12,
+        }
+        rows = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        built = [outbox.build(db, row, config) for row in rows]
+    assert [row.kind for row in rows] == ["welcome", "confirm"]
+    page.set_viewport_size({"width": 375, "height": 800})
+    for message in built:
+        html = message.get_body(("html",)).get_content()
+        text = message.get_body(("plain",)).get_content()
+        assert "浙江省半导体行业协会 · 浙江省杭州市西湖区文三路 90 号 · " + "Building" * 12 in text
+        page.set_content(html)
+        page.add_style_tag(content=NO_WRAP)
+        shown = page.evaluate("() => document.body.innerText").replace("\u200b", "")
+        assert "浙江省半导体行业协会 · 浙江省杭州市西湖区文三路 90 号 · " + "Building" * 12 in shown
+        assert horizontal_overflow(page) == 0
