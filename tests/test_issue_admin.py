@@ -79,7 +79,16 @@ def truncated_seed(seed_bytes: bytes) -> bytes:
     return "\n".join(seed_bytes.decode().splitlines()[:800]).encode()
 
 
-@pytest.mark.parametrize("path", [INDEX, "/editor/issues/import/preview", "/editor/issues/1"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        INDEX,
+        "/editor/issues/import/preview",
+        "/editor/issues/1",
+        "/editor/issues/1/ready",
+        "/editor/issues/1/draft",
+    ],
+)
 def test_pages_need_a_login(client: FlaskClient, path: str) -> None:
     """An anonymous visitor is sent to the login page from every issue page."""
     response = client.get(path)
@@ -495,6 +504,7 @@ def post_paths(issue: Issue) -> list[str]:
         "/editor/issues/import/cancel",
         f"/editor/issues/{issue.id}/articles/{article.id}",
         f"/editor/issues/{issue.id}/status",
+        f"/editor/issues/{issue.id}/title",
     ]
 
 
@@ -502,7 +512,13 @@ def test_every_form_needs_a_login_and_the_csrf_token(
     client: FlaskClient, db: Session, stored: Issue, seed_bytes: bytes
 ) -> None:
     """Anonymous posts go to the login page; an admin's posts without the token are refused."""
-    fields = {"status": "ready", "title": "伪造", "topics": "policy", "retag": "1"}
+    fields = {
+        "status": "ready",
+        "confirmed": "yes",
+        "title": "伪造",
+        "topics": "policy",
+        "retag": "1",
+    }
     anonymous = {**fields, "csrf_token": csrf_token(client, "/editor/login")}
     for path in post_paths(stored):
         response = client.post(path, data=anonymous)
@@ -517,7 +533,7 @@ def test_every_form_needs_a_login_and_the_csrf_token(
     db.expire_all()
     fresh = db.get(Issue, stored.id)
     assert fresh is not None and fresh.status == "draft"
-    assert fresh.sections[0].articles[0].title != "伪造"
+    assert fresh.sections[0].articles[0].title != "伪造" and fresh.title != "伪造"
     assert len(pending_uploads(db)) == 1
 
 

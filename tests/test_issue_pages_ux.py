@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,8 @@ from issues.models import Article
 from issues.models import Issue
 from mailer.models import OutboxMessage
 from tests.conftest import LiveServer
+from tests.helpers import csrf_token
+from tests.helpers import log_in as log_in_client
 from tests.helpers import make_editor
 from tests.test_campaign_pages import ready_issue
 
@@ -241,3 +244,29 @@ def test_topics_are_listed_in_the_configured_order(
     assert together in cells
     backwards = "、".join([names[2], names[0]]) if lang == "zh" else f"{names[2]}, {names[0]}"
     assert backwards not in cells
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "message"),
+    [
+        ("draft", "   ", "标题不能为空。"),
+        ("draft", "长" * 201, "标题太长"),
+        ("ready", "新标题", "第 361 期已就绪，并已发布到网站"),
+    ],
+    ids=["empty", "too-long", "ready"],
+)
+def test_a_refused_title_is_explained_beside_it_and_nothing_is_saved(
+    app: Flask, client: FlaskClient, db: Session, status: str, title: str, message: str
+) -> None:
+    """An empty or over-long title, or any title of a published issue, is refused on the page."""
+    make_editor(db)
+    issue = ready_issue(app, db, status=status)
+    log_in_client(client)
+    token = csrf_token(client, f"/editor/issues/{issue.id}")
+    response = client.post(
+        f"/editor/issues/{issue.id}/title", data={"title": title, "csrf_token": token}
+    )
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Issue, issue.id).title == "天堂之芯"  # type: ignore[union-attr]
