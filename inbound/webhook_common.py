@@ -29,10 +29,14 @@ class Refused(Exception):
         self.message = message
 
 
-def json_body(body: bytes) -> Any:
-    """The body as JSON, without NUL characters (PostgreSQL cannot store them), or 400."""
+def json_body(body: bytes, keep_nul: bool = False) -> Any:
+    """The body as JSON, without NUL characters (PostgreSQL cannot store them), or 400.
+
+    SNS signs the parsed field values, so its envelope is read with ``keep_nul``.
+    """
     try:
-        return _without_nul(json.loads(body))
+        parsed = json.loads(body)
+        return parsed if keep_nul else _without_nul(parsed)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise Refused(400, "The body is not JSON.") from None
 
@@ -90,7 +94,7 @@ def reason(*parts: Any) -> str:
 
 def key(*parts: str) -> str:
     """An idempotency key from its parts; hashed when it would be longer than the ledger keeps."""
-    joined = ":".join(parts)
+    joined = ":".join(parts).replace("\x00", "")
     if len(joined) <= KEY_LIMIT:
         return joined
     return "sha256:" + hashlib.sha256(joined.encode("utf-8")).hexdigest()

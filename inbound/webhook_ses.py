@@ -28,7 +28,7 @@ def enabled(config: Mapping[str, Any]) -> bool:
 
 def read(config: Mapping[str, Any], body: bytes, headers: Headers, client: str) -> list[MailEvent]:
     """Verify the SNS message and turn it into events; confirm a subscription to an allowed topic."""
-    message = sns.check_shape(common.json_body(body))
+    message = sns.check_shape(common.json_body(body, keep_nul=True))
     if message["TopicArn"] not in config["SES_TOPIC_ARNS"]:
         raise Refused(403, "This SNS topic is not one of SES_TOPIC_ARNS.")
     sns.verify(message)

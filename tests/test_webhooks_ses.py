@@ -430,3 +430,16 @@ def test_a_cached_certificate_is_fetched_again_after_it_expires(
     message = ses.sign(_notification("sns-late", _bounce("Permanent", [recipient], None)))
     assert _post(client, message) == (200, "1 event(s) recorded.\n")
     assert ses.paths == [CERT_PATH]
+
+
+def test_a_signed_message_holding_nul_verifies_and_is_stored_without_it(
+    app: Flask, db: Session, client: FlaskClient, ses: FakeAws
+) -> None:
+    """SNS signs field values as sent, NUL characters included: the signature is checked on
+    them, and the event is stored without them (PostgreSQL refuses NUL in text)."""
+    first, *_ = sent_campaign(app, db)
+    recipient = {"emailAddress": address_of(db, first), "diagnosticCode": "smtp; 550\x00 gone"}
+    notification = _notification("sns-nul", _bounce("Permanent", [recipient], None))
+    message = ses.sign({**notification, "Subject": "Amazon SES\x00 bounce"})
+    assert _post(client, message) == (200, "1 event(s) recorded.\n")
+    assert effects(db) == [("ses", "hard_bounce", "suppressed")]
