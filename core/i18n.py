@@ -93,7 +93,7 @@ def _remember_choice(response):  # type: ignore[no-untyped-def]
     choice = request.args.get("lang")
     if choice in LOCALES and request.cookies.get(LANG_COOKIE) != choice:
         response.set_cookie(LANG_COOKIE, choice, max_age=365 * 86400, samesite="Lax", httponly=True)
-    if choice not in LOCALES:
+    if choice not in LOCALES and response.mimetype == "text/html":
         # Without ?lang= the page's language depends on these two request headers.
         response.vary.add("Cookie")
         response.vary.add("Accept-Language")

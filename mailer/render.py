@@ -111,8 +111,11 @@ def topic_labels(locale: str) -> dict[str, str]:
 
 
 def topic_names(topics: tuple[str, ...] | list[str], locale: str) -> str:
+    """The topics' names in the one order readers see everywhere (政策、企业、数据)."""
     labels = topic_labels(locale)
-    return ("、" if locale == "zh" else ", ").join(labels.get(topic, topic) for topic in topics)
+    order = list(labels)
+    ranked = sorted(topics, key=lambda key: order.index(key) if key in order else len(order))
+    return ("、" if locale == "zh" else ", ").join(labels.get(topic, topic) for topic in ranked)
 
 
 def period_label(period: str | None, locale: str) -> str:
