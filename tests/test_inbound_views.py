@@ -205,3 +205,16 @@ def test_an_erased_readers_address_and_server_words_are_not_shown(
         panel = _bounces_section(admin.get(path).get_data(as_text=True))
         assert "r0@qq.com" not in panel and "User unknown" not in panel, path
         assert "退信：地址无法收信" in panel
+
+
+def test_a_later_bounce_reads_as_sent_back_in_the_report(
+    app: Flask, admin: FlaskClient, db: Session
+) -> None:
+    """A delivery the relay took (250) and a bounce report later marked bounced is listed
+    among the send's problems as sent back later, not as an unexpected answer."""
+    rows = _small_send_with_trouble(app, db)
+    db.execute(update(Delivery).values(smtp_code=250, smtp_reply="2.0.0 Ok: queued as 4F3A"))
+    db.commit()
+    page = _text(admin.get(f"/editor/campaigns/{rows[0].campaign_id}").get_data(as_text=True))
+    assert "邮件服务器已接收，收件方随后退回了这封邮件。" in page
+    assert "邮件服务器的回答不寻常" not in page
