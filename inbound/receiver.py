@@ -86,6 +86,10 @@ class RateLimit:
     def message(self, client: str) -> bool:
         now = time.monotonic()
         with self.lock:
+            if len(self.sent) > 10_000:
+                # Forget clients quiet for a minute, so many addresses cannot grow the table.
+                for quiet in [c for c, t in self.sent.items() if not t or t[-1] < now - 60]:
+                    del self.sent[quiet]
             times = self.sent[client]
             while times and times[0] < now - 60:
                 times.popleft()

@@ -93,6 +93,7 @@ def dsn(
     diagnostic: str = "smtp; 550 5.1.1 <{to}>: Recipient address rejected: User unknown",
     action: str = "failed",
     message_id: str = "<unrelated@elsewhere.example>",
+    note: str = "",
 ) -> bytes:
     """The RFC 3464 report a Postfix relay writes when a reader's server refuses a message."""
     diagnostic = diagnostic.format(to=to)
@@ -109,6 +110,7 @@ Message-Id: <{hashlib.sha256((to + status + action).encode()).hexdigest()[:20]}@
 Content-Type: text/plain; charset=utf-8
 
 <{to}>: host mx.example.net said: {diagnostic[6:]}
+{note}
 
 --{boundary}
 Content-Type: message/delivery-status

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -31,13 +32,13 @@ KINDS = {
     "auto_reply": "auto_reply",
 }
 # Reports count by the address they name only when they come to a delivery's own return path
-# (a VERP token); this one names a delivery that is not in the database, so each report is
-# matched by the address in it, as after the delivery rows were removed.
+# (a VERP token). Each message goes to the return path of its own delivery that is not in the
+# database, so it is matched by the address in it, as after the delivery rows were removed.
 NO_SUCH_DELIVERY = 2**31 - 1
 
 
 @pytest.fixture
-def running(app: Flask) -> Iterator[tuple[int, str]]:
+def running(app: Flask) -> Iterator[tuple[int, Any]]:
     """The receiver in this process (aiosmtpd's Controller), for the test's app."""
     app.config.update(
         BOUNCE_DOMAIN="bounce.newsletter.test", VERP_ENABLED=True, SOFT_BOUNCE_LIMIT=1000
@@ -45,8 +46,12 @@ def running(app: Flask) -> Iterator[tuple[int, str]]:
     port = free_port()
     server = receiver.controller(app, "127.0.0.1", port)
     server.start()
-    yield port, verp.return_path(app.config, NO_SUCH_DELIVERY)
+    yield port, app.config
     server.stop()
+
+
+def _return_path(config: Any, index: int) -> str:
+    return verp.return_path(config, NO_SUCH_DELIVERY - index)
 
 
 def _readers(db: Session, app: Flask) -> dict[int, str]:
@@ -60,17 +65,17 @@ def _readers(db: Session, app: Flask) -> dict[int, str]:
 
 
 def test_every_corpus_message_is_classified_as_expected(
-    app: Flask, db: Session, running: tuple[int, str]
+    app: Flask, db: Session, running: tuple[int, Any]
 ) -> None:
     """Each of the 135 messages sent to a VERP return path yields exactly the events its row
     expects, matched to the readers it names; the score is printed, and must be all of them."""
     emails = _readers(db, app)
-    port, bounces = running
+    port, config = running
     wrong = []
     last = 0
-    for case in CASES:
+    for index, case in enumerate(CASES):
         raw = (CORPUS / case["file"]).read_bytes()
-        code, reply = send(port, [bounces], raw)
+        code, reply = send(port, [_return_path(config, index)], raw)
         assert code == 250, (case["file"], reply)
         rows = db.execute(
             select(MailEventRow.kind, MailEventRow.subscriber_id).where(MailEventRow.id > last)
@@ -88,20 +93,21 @@ def test_every_corpus_message_is_classified_as_expected(
 
 
 def test_the_corpus_delivered_twice_is_recorded_once(
-    app: Flask, db: Session, running: tuple[int, str]
+    app: Flask, db: Session, running: tuple[int, Any]
 ) -> None:
     """Every report sent a second time is the same event: no new row, no second effect."""
     _readers(db, app)
-    port, bounces = running
-    for case in CASES:
-        send(port, [bounces], (CORPUS / case["file"]).read_bytes())
+    port, config = running
+    for index, case in enumerate(CASES):
+        send(port, [_return_path(config, index)], (CORPUS / case["file"]).read_bytes())
     first = db.scalar(select(func.count(MailEventRow.id)))
     statuses = {
         email: status for email, status in db.execute(select(Subscriber.email, Subscriber.status))
     }
     db.rollback()
-    for case in CASES:
-        assert send(port, [bounces], (CORPUS / case["file"]).read_bytes())[0] == 250
+    for index, case in enumerate(CASES):
+        raw = (CORPUS / case["file"]).read_bytes()
+        assert send(port, [_return_path(config, index)], raw)[0] == 250
     assert db.scalar(select(func.count(MailEventRow.id))) == first
     assert {
         email: status for email, status in db.execute(select(Subscriber.email, Subscriber.status))

@@ -286,3 +286,18 @@ def test_the_compose_service_runs_the_receiver_command() -> None:
     assert "serve" in group.commands  # type: ignore[attr-defined]
     names = {key.removeprefix("NEWSLETTER_") for key in service["environment"]}
     assert names <= set(DEFAULTS)
+
+
+def test_a_relay_warning_again_about_one_slow_message_counts_once(
+    app: Flask, db: Session, receiver: Receiver
+) -> None:
+    """Four delay warnings (Action: delayed) about one delivery, as a relay sends after 4 hours,
+    a day and so on, are one temporary bounce: the reader is not stopped by SOFT_BOUNCE_LIMIT."""
+    (slow,) = add_readers(db, 1, app.config)
+    path = verp.return_path(_config(app), 2**31 - 1)
+    for hours in (4, 24, 48, 72):
+        report = dsn(slow.email, path, status="4.4.1", action="delayed",
+                     diagnostic="smtp; 451 4.4.1 timed out", note=f"after {hours} hours")  # fmt: skip
+        assert send(receiver.port, [path], report)[0] == 250
+    assert _statuses(db) == {slow.email: "active"}
+    assert list(db.scalars(select(MailEventRow.effect))) == ["soft_counted"]
