@@ -47,6 +47,8 @@ from tests.webhook_helpers import statuses
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:newsletter-ses"
 CERT_PATH = "/SimpleNotificationService-0123456789abcdef.pem"
+# The address a forward delivered to: no reader has it, so only our Message-ID finds one.
+ALIAS = "forwarded-alias@elsewhere.example"
 
 
 def _name(common: str) -> x509.Name:
@@ -222,18 +224,23 @@ def _post(client: FlaskClient, message: dict[str, Any] | bytes) -> tuple[int, st
 def test_signed_bounce_marks_its_delivery_and_reader(
     app: Flask, db: Session, client: FlaskClient, ses: FakeAws, version: str
 ) -> None:
-    """A signed permanent bounce (SignatureVersion 1 and 2) quoting our Message-ID: that delivery
-    bounced, its reader bounced and suppressed, the certificate fetched once over HTTPS."""
+    """A signed permanent bounce (SignatureVersion 1 and 2) quoting our Message-ID (in the
+    original headers, in commonHeaders) for an address we do not know (a forward): the
+    Message-ID finds the delivery, which bounced, its reader bounced and suppressed, the
+    certificate fetched once over HTTPS."""
     first, second, *_ = sent_campaign(app, db)
     recipient = {
-        "emailAddress": address_of(db, first),
+        "emailAddress": ALIAS,
         "action": "failed",
         "status": "5.1.1",
         "diagnosticCode": "smtp; 550 5.1.1 user unknown",
     }
-    message = ses.sign(
-        _notification("sns-1", _bounce("Permanent", [recipient], first.message_id)), version
-    )
+    event = _bounce("Permanent", [recipient], first.message_id)
+    if version == "2":
+        # Quoted in commonHeaders rather than in the original headers.
+        event["mail"]["headers"] = []
+        event["mail"]["commonHeaders"]["messageId"] = first.message_id
+    message = ses.sign(_notification("sns-1", event), version)
     status, said = _post(client, message)
     assert (status, said) == (200, "1 event(s) recorded.\n")
     assert effects(db) == [("ses", "hard_bounce", "suppressed")]
