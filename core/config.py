@@ -160,16 +160,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "sent by /healthz as X-Newsletter-Instance, so a starter (make demo) knows its own server",
     ),
     "DEFAULT_LOCALE": ("zh", "language of pages and emails unless the reader chose another"),
-    # Reader emails (issue 12): who sends them, and the welcome after confirming.
-    "ORGANISATION_NAME": (
-        "",
-        "the association that sends the newsletter, in every email's footer (else MAIL_FROM_NAME)",
-    ),
-    "POSTAL_ADDRESS": (
-        "",
-        "the association's postal address, in every email's footer (anti-spam laws ask for it)",
-    ),
-    "WELCOME_EMAIL": (True, "send a welcome email with the preferences link once a reader confirms"),
+    "ORGANISATION_NAME": ("", "association named in each email's footer (else MAIL_FROM_NAME)"),
+    "POSTAL_ADDRESS": ("", "its postal address, in each email's footer (anti-spam laws want it)"),
+    "WELCOME_EMAIL": (True, "send a welcome email with the preferences link after confirming"),
     "TOPICS": (
         ["policy", "companies", "data"],
         "topic keys readers choose from and editors tag articles with (labels are translated)",
