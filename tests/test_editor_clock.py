@@ -20,7 +20,15 @@ from core import clock
 from core.sessions import EditorSession
 from tests.conftest import LiveServer
 from tests.conftest import horizontal_overflow
+from tests.helpers import csrf_token
 from tests.helpers import make_editor
+from tests.test_campaign_pages import INDEX
+from tests.test_campaign_pages import add_audience
+from tests.test_campaign_pages import campaigns
+from tests.test_campaign_pages import editor  # noqa: F401  (a fixture)
+from tests.test_campaign_pages import enqueued  # noqa: F401  (a fixture)
+from tests.test_campaign_pages import ready_issue
+from tests.test_campaign_pages import send_form
 from tests.test_devmail import viewer  # noqa: F401  (the fixture)
 
 # 07:52 UTC is 15:52 in Beijing, on the next calendar day for a late UTC time.
@@ -104,3 +112,25 @@ def test_account_page_times_in_the_browser(live_server: LiveServer, page: Any, d
             shown = clock.clock(started)
         page.goto(f"{live_server.url}/editor/account?lang={lang}")
         assert shown in page.locator("#sessions").inner_text()
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["0001-01-01T00:30", "0001-01-01 07:59"],  # before 1 January of year 1 in UTC
+)
+def test_a_schedule_at_the_ends_of_the_calendar_is_refused_plainly(
+    app: Flask,
+    editor: FlaskClient,  # noqa: F811
+    db: Session,
+    enqueued: dict[str, list[int]],  # noqa: F811
+    typed: str,
+) -> None:
+    """A start time with no UTC counterpart gets the plain time-format message, not a crash."""
+    issue = ready_issue(app, db)
+    add_audience(db)
+    page = f"{INDEX}new/{issue.id}"
+    data = send_form(when="later", send_at=typed, csrf_token=csrf_token(editor, page))
+    response = editor.post(page + "?lang=zh", data=data)
+    assert response.status_code == 400
+    assert "时间格式不对" in response.get_data(as_text=True)
+    assert campaigns(db) == [] and enqueued["start"] == []
