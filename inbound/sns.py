@@ -161,6 +161,9 @@ def check_shape(message: Any) -> dict[str, Any]:
     for name in needed:
         if not isinstance(message.get(name), str) or not message[name]:
             raise Refused(400, f"The SNS message has no {name}.")
+    if "Subject" in message and message["Subject"] is None:
+        # A null Subject is no Subject: the canonical string leaves it out.
+        del message["Subject"]
     if "Subject" in message and not isinstance(message["Subject"], str):
         raise Refused(400, "The SNS message's Subject is not text.")
     return message

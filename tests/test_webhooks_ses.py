@@ -450,3 +450,14 @@ def test_a_signed_message_holding_nul_verifies_and_is_stored_without_it(
     message = ses.sign({**notification, "Subject": "Amazon SES\x00 bounce"})
     assert _post(client, message) == (200, "1 event(s) recorded.\n")
     assert effects(db) == [("ses", "hard_bounce", "suppressed")]
+
+
+def test_a_null_subject_is_no_subject(
+    app: Flask, db: Session, client: FlaskClient, ses: FakeAws
+) -> None:
+    """ "Subject": null is read as no Subject, as AWS's own PHP validator does (isset), so the
+    message verifies instead of being refused as malformed."""
+    first, *_ = sent_campaign(app, db)
+    event = _bounce("Permanent", [{"emailAddress": address_of(db, first)}], None)
+    message = {**ses.sign(_notification("sns-null-subject", event)), "Subject": None}
+    assert _post(client, message) == (200, "1 event(s) recorded.\n")
