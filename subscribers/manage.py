@@ -110,6 +110,9 @@ def bulk() -> Response | BaseResponse:
     if not ids:
         flash(_("Tick at least one subscriber in the list first."), "error")
         return back
+    if action == "block" and request.form.get("sure") != "y":
+        flash(_("Tick “They can never subscribe again” to block the selected addresses."), "error")
+        return back
     if len(ids) > MAX_SELECTED:
         flash(_("Select at most %(count)s subscribers at a time.", count=MAX_SELECTED), "error")
         return back

@@ -254,12 +254,14 @@ def test_an_editor_edits_a_subscriber_and_the_history_says_who(
 
 
 def _bulk(client: FlaskClient, action: str, ids: list[object], token: str | None = None) -> Any:
-    data = {
+    data: dict[str, Any] = {
         "csrf_token": csrf_token(client, LIST) if token is None else token,
         "action": action,
         "selected": [str(i) for i in ids],
         "next": LIST + "?status=active",
     }
+    if action == "block":
+        data["sure"] = "y"
     return client.post(LIST + "bulk", data=data)
 
 
@@ -297,6 +299,15 @@ def test_bulk_unsubscribe_and_block_are_all_or_nothing(client: FlaskClient, db: 
         (second.id, "unsubscribe", "editor", "admin@newsletter.test"),
     ]
 
+    unsure = client.post(
+        LIST + "bulk",
+        data={"csrf_token": csrf_token(client, LIST), "action": "block", "selected": [third.id]},
+    )
+    assert "请勾选“今后不能再订阅”后再屏蔽所选地址。" in client.get(
+        unsure.headers["Location"]
+    ).get_data(as_text=True)
+    db.expire_all()
+    assert third.status == "active"
     _bulk(client, "block", [second.id, third.id])
     page = client.get(LIST + "?status=blocked&lang=zh").get_data(as_text=True)
     assert "已屏蔽 2 个地址。" in page
@@ -337,6 +348,7 @@ def test_bulk_actions_in_the_browser(live_server: LiveServer, page: Any, db: Ses
     assert horizontal_overflow(page) == 0
     page.get_by_label("选择 p0@example.com").check()
     page.get_by_label("选择 p2@example.com").check()
+    page.get_by_label("今后不能再订阅（屏蔽时须勾选）").check()
     page.get_by_role("button", name="屏蔽（今后不能再订阅）").click()
     page.wait_for_load_state()
     assert "已屏蔽 2 个地址。" in page.locator("body").inner_text()
