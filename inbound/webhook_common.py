@@ -10,6 +10,9 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
+import redis
+from flask import g
+from limits import RateLimitItem
 from limits import parse
 
 from core import security
@@ -134,13 +137,29 @@ def check_age(config: Mapping[str, Any], sent: datetime, what: str) -> None:
         raise Refused(403, f"{what} is too old (or from the future); it may be a replay.")
 
 
+def _nonce_limit(config: Mapping[str, Any]) -> RateLimitItem:
+    return parse(f"1 per {2 * int(config['WEBHOOK_MAX_AGE_SECONDS'])} second")
+
+
 def first_use(config: Mapping[str, Any], provider: str, nonce: str) -> None:
     """Refuse (409) a signed request seen before within twice the age limit: a replay.
 
     Counted in the rate limiter's store as a limit of one per window, so every web process
     (and host) sees the same tokens; a token older than the window fails ``check_age`` first.
+    The request's nonces are kept on ``g`` so that ``forget_nonces`` can give them back when
+    recording fails, and the provider's retry is not taken for a replay.
     """
-    window = 2 * int(config["WEBHOOK_MAX_AGE_SECONDS"])
     digest = hashlib.sha256(nonce.encode("utf-8")).hexdigest()
-    if not security.hit(parse(f"1 per {window} second"), "webhook-nonce", provider, digest):
+    if not security.hit(_nonce_limit(config), "webhook-nonce", provider, digest):
         raise Refused(409, "This request was received before; nothing was changed.")
+    g.setdefault("webhook_nonces", []).append((provider, digest))
+
+
+def forget_nonces(config: Mapping[str, Any]) -> None:
+    """Un-see this request's nonces: its events were not recorded (the transaction failed)."""
+    for provider, digest in g.pop("webhook_nonces", []):
+        try:
+            security.limiter.limiter.clear(_nonce_limit(config), "webhook-nonce", provider, digest)
+        except (redis.RedisError, OSError):
+            # Counted in memory while Redis was down; that count ends with its window.
+            continue

@@ -41,6 +41,7 @@ from core.security import csrf
 from core.security import limiter
 from inbound import events
 from inbound import sns
+from inbound import webhook_common as common
 from inbound import webhook_mailgun
 from inbound import webhook_postmark
 from inbound import webhook_sendgrid
@@ -94,8 +95,13 @@ def receive(provider: str) -> Response:
             # Credentials go in Postmark's webhook URL; a client that waits to be asked is asked.
             response.headers["WWW-Authenticate"] = 'Basic realm="webhooks"'
         return response
-    with db.transaction() as db_session:
-        results = [events.record(db_session, config, event) for event in found]
+    try:
+        with db.transaction() as db_session:
+            results = [events.record(db_session, config, event) for event in found]
+    except BaseException:
+        # Nothing was recorded: the provider's retry of this very request must be taken.
+        common.forget_nonces(config)
+        raise
     if results and all(result.duplicate for result in results):
         return plain("These events were received before; nothing was changed.", 409)
     return plain(f"{len(results) - sum(r.duplicate for r in results)} event(s) recorded.", 200)

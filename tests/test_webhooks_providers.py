@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core import create_app
@@ -444,6 +446,28 @@ def test_nul_characters_are_dropped_not_stored(
     assert _sendgrid_post(client, sendgrid, [event]) == (200, "1 event(s) recorded.\n")
     assert effects(db) == [("sendgrid", "hard_bounce", "suppressed")]
     assert statuses(db)[address] == "bounced"
+
+
+def test_a_request_that_failed_to_record_is_taken_when_retried(
+    app: Flask, db: Session, client: FlaskClient, mailgun: None
+) -> None:
+    """The database fails while a signed Mailgun request is recorded (its table is away): the
+    same request sent again once it is back is applied, not refused as a replay of its token."""
+    first, *_ = sent_campaign(app, db)
+    request = _mailgun(_failed(address_of(db, first), "permanent", None, "ev-retry"))
+    db.execute(text("ALTER TABLE mail_event RENAME TO mail_event_away"))
+    db.commit()
+    try:
+        with pytest.raises(DBAPIError):
+            client.post("/webhooks/mailgun", json=request)
+    finally:
+        db.execute(text("ALTER TABLE mail_event_away RENAME TO mail_event"))
+        db.commit()
+    assert effects(db) == []
+    response = client.post("/webhooks/mailgun", json=request)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert effects(db) == [("mailgun", "hard_bounce", "suppressed")]
+    assert client.post("/webhooks/mailgun", json=request).status_code == 409
 
 
 # --- the endpoint ------------------------------------------------------------------------
