@@ -502,3 +502,26 @@ def test_bad_settings_are_refused_at_start(settings: dict[str, Any]) -> None:
     ):
         with pytest.raises(ConfigError, match=f"NEWSLETTER_{next(iter(bad))}"):
             create_app({**settings, **bad})
+
+
+def test_sendgrid_key_is_taken_as_base64_or_pem(sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
+    """The verification key as SendGrid's page shows it (base64 DER) and as a PEM both load;
+    a key on another curve is refused."""
+    from inbound.webhook_sendgrid import public_key
+
+    public = sendgrid_key.public_key()
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    assert public_key(base64.b64encode(der).decode()).public_numbers() == public.public_numbers()
+    assert public_key(pem).public_numbers() == public.public_numbers()
+    other = ec.generate_private_key(ec.SECP384R1()).public_key()
+    with pytest.raises(ConfigError, match="P-256"):
+        public_key(
+            other.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ).decode()
+        )
