@@ -326,7 +326,7 @@ def _flufl_failures(message: Message) -> tuple[frozenset[bytes], frozenset[bytes
         except Exception as error:
             # Its heuristics index headers that hostile mail leaves out; one detector's
             # mistake must not hide what the others find.
-            log.info("inbound: flufl.bounce %s skipped (%s)", detector.__name__, error)
+            log.debug("inbound: flufl.bounce %s skipped (%s)", detector.__name__, error)
             continue
         if temporary or permanent:
             return frozenset(temporary), frozenset(permanent)

@@ -1,6 +1,6 @@
 """The inbound mail receiver: an SMTP server for our bounce and unsubscribe addresses.
 
-A relay or Postfix forwards mail for ``BOUNCE_LOCAL_PART[+…]@BOUNCE_DOMAIN`` and for
+A relay or Postfix forwards mail (SMTP, or LMTP with ``--lmtp``) for ``BOUNCE_LOCAL_PART[+…]@BOUNCE_DOMAIN`` and for
 ``UNSUBSCRIBE_MAILTO`` (and its ``+TOKEN`` forms) here; every other recipient is refused with
 550, so the receiver is nobody's open mailbox. Each message is read by
 ``inbound.classify.classify`` and its events written by ``inbound.events.record`` in one
@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
@@ -102,10 +103,11 @@ class RateLimit:
 class InboundHandler:
     """aiosmtpd's handler: which recipients we take, and what a message becomes."""
 
-    def __init__(self, app: Flask, limit: RateLimit) -> None:
+    def __init__(self, app: Flask, limit: RateLimit, lmtp: bool = False) -> None:
         self.app = app
         self.config = app.config
         self.limit = limit
+        self.lmtp = lmtp
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -132,9 +134,10 @@ class InboundHandler:
         raw = envelope.original_content or b""
         loop = asyncio.get_running_loop()
         # The database work is blocking: it runs on a thread, the server keeps serving others.
-        return await loop.run_in_executor(
+        reply = await loop.run_in_executor(
             None, self.store, raw, list(envelope.rcpt_tos), _client(session)
         )
+        return "\r\n".join([reply] * len(envelope.rcpt_tos)) if self.lmtp else reply
 
     def store(self, raw: bytes, recipients: list[str], client: str) -> str:
         """Classify for each recipient and record every event in one transaction; the reply."""
@@ -164,13 +167,11 @@ def _client(session: Any) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 
 
-class InboundSMTP(SMTP):
-    """aiosmtpd's SMTP session, refusing a client that holds too many connections open."""
+class _Counted:
+    """A session that refuses a client holding too many connections open (SMTP and LMTP)."""
 
-    def __init__(self, handler: InboundHandler, **options: Any) -> None:
-        super().__init__(handler, **options)
-        self.limit = handler.limit
-        self.counted: str | None = None
+    limit: RateLimit
+    counted: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -182,27 +183,44 @@ class InboundSMTP(SMTP):
             transport.close()
             return
         self.counted = client
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[misc]
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.counted is None:
             return
         self.limit.disconnect(self.counted)
         self.counted = None
-        super().connection_lost(error)
+        super().connection_lost(error)  # type: ignore[misc]
+
+
+class InboundSMTP(_Counted, SMTP):
+    def __init__(self, handler: InboundHandler, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.limit = handler.limit
+
+
+class InboundLMTP(_Counted, LMTP):
+    """LMTP (RFC 2033), for a Postfix that hands mail over with its lmtp transport: after DATA
+    one reply per accepted recipient, all the same, as they are recorded in one transaction."""
+
+    def __init__(self, handler: InboundHandler, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.limit = handler.limit
 
 
 class InboundController(Controller):
-    def __init__(self, handler: InboundHandler, **options: Any) -> None:
+    def __init__(self, handler: InboundHandler, lmtp: bool = False, **options: Any) -> None:
         super().__init__(handler, **options)
         self.inbound = handler
+        self.lmtp = lmtp
 
     def factory(self) -> SMTP:
-        return InboundSMTP(self.inbound, **self.SMTP_kwargs)
+        session = InboundLMTP if self.lmtp else InboundSMTP
+        return session(self.inbound, **self.SMTP_kwargs)
 
 
-def controller(app: Flask, host: str, port: int) -> InboundController:
-    """A receiver for ``app`` on host:port, not yet started; ValueError naming a limit that is
+def controller(app: Flask, host: str, port: int, lmtp: bool = False) -> InboundController:
+    """A receiver for ``app`` on host:port (LMTP with ``lmtp``), not yet started; ValueError naming a limit that is
     not a positive whole number."""
     config = app.config
     for key in LIMITS:
@@ -213,7 +231,8 @@ def controller(app: Flask, host: str, port: int) -> InboundController:
         int(config["INBOUND_MESSAGES_PER_MINUTE"]), int(config["INBOUND_CONNECTIONS_PER_CLIENT"])
     )
     return InboundController(
-        InboundHandler(app, limit),
+        InboundHandler(app, limit, lmtp),
+        lmtp=lmtp,
         hostname=host,
         port=port,
         data_size_limit=int(config["INBOUND_MAX_BYTES"]),

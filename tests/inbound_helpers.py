@@ -42,11 +42,13 @@ class Receiver:
                 self.process.wait()
 
 
-def start_receiver(settings: dict[str, Any], log: Path, **overrides: Any) -> Receiver:
+def start_receiver(
+    settings: dict[str, Any], log: Path, *arguments: str, **overrides: Any
+) -> Receiver:
     """``flask --app web inbound serve`` on a free port, started and listening."""
     port = free_port()
     command = [sys.executable, "-m", "flask", "--app", "web", "inbound", "serve"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--port", str(port), *arguments]
     with log.open("ab") as output:
         process = subprocess.Popen(
             command,

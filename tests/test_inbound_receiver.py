@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import smtplib
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from campaigns import control
 from campaigns.models import Delivery
 from core import create_app
 from core.config import DEFAULTS
+from inbound import receiver as receiver_module
 from inbound.models import MailEventRow
 from issues import store
 from mailer import verp
@@ -40,6 +42,7 @@ from tests.campaign_helpers import wait_for_status
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.conftest import ROOT
 from tests.conftest import SmtpSink
+from tests.conftest import free_port
 from tests.helpers import SEED
 from tests.inbound_helpers import Receiver
 from tests.inbound_helpers import dsn
@@ -64,6 +67,18 @@ def receiver(receiver_process: Receiver, app: Flask) -> Receiver:
     """The running receiver, checked alive, on the test's emptied database."""
     assert receiver_process.alive(), receiver_process.output()[-3000:]
     return receiver_process
+
+
+_servers: list[Any] = []
+
+
+def _in_process(app: Flask, lmtp: bool = False) -> int:
+    """The receiver in this process (aiosmtpd's Controller) for the app; its port."""
+    port = free_port()
+    server = receiver_module.controller(app, "127.0.0.1", port, lmtp)
+    server.start()
+    _servers.append(server)
+    return port
 
 
 def _config(app: Flask) -> dict[str, Any]:
@@ -184,33 +199,25 @@ def test_recipients_that_are_not_ours_are_refused(
     assert db.scalar(select(func.count(MailEventRow.id))) == 0
 
 
-def test_a_client_over_the_message_rate_or_connection_limit_is_told_to_wait(
-    app: Flask, settings: dict[str, Any], tmp_path: Path
-) -> None:
+def test_a_client_over_the_message_rate_or_connection_limit_is_told_to_wait(app: Flask) -> None:
     """Past INBOUND_MESSAGES_PER_MINUTE a client's MAIL is answered 451, and a connection past
-    INBOUND_CONNECTIONS_PER_CLIENT is closed with 421."""
-    limited = start_receiver(
-        settings,
-        tmp_path / "limited.log",
-        INBOUND_MESSAGES_PER_MINUTE=3,
-        INBOUND_CONNECTIONS_PER_CLIENT=2,
-        **VERP,
-    )
+    INBOUND_CONNECTIONS_PER_CLIENT is closed with 421 (the receiver in this process)."""
+    app.config.update(INBOUND_MESSAGES_PER_MINUTE=3, INBOUND_CONNECTIONS_PER_CLIENT=2, **VERP)
+    limited = _in_process(app)
     try:
         bounce = "bounces@bounce.newsletter.test"
-        codes = [send(limited.port, [bounce], b"Subject: x\r\n\r\nx\r\n")[0] for _ in range(4)]
+        codes = [send(limited, [bounce], b"Subject: x\r\n\r\nx\r\n")[0] for _ in range(4)]
         assert codes == [250, 250, 250, 451]
-        held = [smtplib.SMTP("127.0.0.1", limited.port, timeout=10) for _ in range(2)]
+        held = [smtplib.SMTP("127.0.0.1", limited, timeout=10) for _ in range(2)]
         try:
             with pytest.raises(smtplib.SMTPConnectError) as refused:
-                smtplib.SMTP("127.0.0.1", limited.port, timeout=10)
+                smtplib.SMTP("127.0.0.1", limited, timeout=10)
             assert refused.value.smtp_code == 421
         finally:
             for client in held:
                 client.close()
-        assert limited.alive()
     finally:
-        limited.stop()
+        _servers.pop().stop()
 
 
 def test_a_report_is_answered_451_when_the_database_cannot_take_it(
@@ -301,3 +308,34 @@ def test_a_relay_warning_again_about_one_slow_message_counts_once(
         assert send(receiver.port, [path], report)[0] == 250
     assert _statuses(db) == {slow.email: "active"}
     assert list(db.scalars(select(MailEventRow.effect))) == ["soft_counted"]
+
+
+def test_over_lmtp_each_recipient_gets_its_own_reply(app: Flask, db: Session) -> None:
+    """In LMTP mode (--lmtp; here in this process) the receiver speaks LMTP: LHLO, then one
+    reply per recipient after the data, and the reports are applied as over SMTP."""
+    first, second = add_readers(db, 2, app.config)
+    app.config.update(VERP)
+    port = _in_process(app, lmtp=True)
+    paths = [verp.return_path(_config(app), 2**31 - 1 - n) for n in range(2)]
+    report = dsn(first.email, paths[0]).replace(b"\r\n.", b"\r\n..")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            replies = connection.makefile("rb")
+            assert replies.readline().startswith(b"220")
+            connection.sendall(b"LHLO relay.example.org\r\n")
+            while not replies.readline().startswith(b"250 "):
+                pass
+            connection.sendall(b"MAIL FROM:<>\r\n")
+            assert replies.readline().startswith(b"250")
+            for path in paths:
+                connection.sendall(f"RCPT TO:<{path}>\r\n".encode())
+                assert replies.readline().startswith(b"250")
+            connection.sendall(b"DATA\r\n")
+            assert replies.readline().startswith(b"354")
+            connection.sendall(report + b"\r\n.\r\n")
+            assert [replies.readline()[:3] for _ in paths] == [b"250", b"250"]
+            connection.sendall(b"QUIT\r\n")
+            assert replies.readline().startswith(b"221")
+    finally:
+        _servers.pop().stop()
+    assert _statuses(db) == {first.email: "bounced", second.email: "active"}
