@@ -49,6 +49,7 @@ from tests.inbound_helpers import dsn
 from tests.inbound_helpers import send
 from tests.inbound_helpers import start_receiver
 
+CORPUS = Path(__file__).parent / "data" / "bounces"
 VERP = {"VERP_ENABLED": True, "BOUNCE_DOMAIN": "bounce.newsletter.test"}
 
 
@@ -79,6 +80,20 @@ def _in_process(app: Flask, lmtp: bool = False) -> int:
     server.start()
     _servers.append(server)
     return port
+
+
+def _planned(app: Flask, db: Session) -> dict[int, int]:
+    """A campaign of the seed issue planned (not sent): each reader's delivery id."""
+    issue = ready_seed(app, db)
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+    rows = db.execute(select(Delivery.subscriber_id, Delivery.id)).all()
+    db.rollback()
+    return {subscriber_id: delivery_id for subscriber_id, delivery_id in rows}
 
 
 def _config(app: Flask) -> dict[str, Any]:
@@ -265,15 +280,7 @@ def test_a_forged_report_suppresses_nobody_but_the_delivery_it_came_back_to(
     assert _statuses(db) == {victim.email: "active", forger.email: "active"}
     assert _suppressed(db) == set()
     # Sent to the return path of the forger's own delivery, the report is about that delivery.
-    issue = ready_seed(app, db)
-    with app.app_context():
-        editor = control.Editor("editor@newsletter.test", is_admin=True)
-        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
-        db.commit()
-        control.start(db, campaign.id, None, app.config)
-        db.commit()
-    own = db.scalars(select(Delivery).where(Delivery.subscriber_id == forger.id)).one()
-    path = verp.return_path(config, own.id)
+    path = verp.return_path(config, _planned(app, db)[forger.id])
     assert send(receiver.port, [path], dsn(victim.email, path))[0] == 250
     assert _statuses(db) == {victim.email: "active", forger.email: "bounced"}
     assert _suppressed(db) == {email_hash(forger.email)}
@@ -339,3 +346,25 @@ def test_over_lmtp_each_recipient_gets_its_own_reply(app: Flask, db: Session) ->
     finally:
         _servers.pop().stop()
     assert _statuses(db) == {first.email: "bounced", second.email: "active"}
+
+
+def test_a_complaint_report_names_its_reader_by_the_return_path_it_quotes(
+    app: Flask, db: Session, receiver: Receiver
+) -> None:
+    """A feedback-loop complaint (ARF) mailed to the bare bounce address marks complained and
+    suppresses the reader whose delivery's return path it quotes in Original-Mail-From; one
+    quoting a made-up return path, or none, changes nobody, whatever address it names."""
+    complainer, bystander = add_readers(db, 2, app.config)
+    config = _config(app)
+    bare = f"{config['BOUNCE_LOCAL_PART']}@{config['BOUNCE_DOMAIN']}"
+    sample = (CORPUS / "own" / "arf_yahoo_01.eml").read_bytes()
+    quoted = b"bounces+4711-abcdefghijklmnop@bounce.example.org"
+    forged = sample.replace(b"complainer@yahoo.com", bystander.email.encode())
+    assert send(receiver.port, [bare], forged)[0] == 250
+    assert _statuses(db) == {complainer.email: "active", bystander.email: "active"}
+
+    path = verp.return_path(config, _planned(app, db)[complainer.id])
+    real = sample.replace(quoted, path.encode()).replace(b"complainer@yahoo.com", b"x@yahoo.com")
+    assert send(receiver.port, [bare], real)[0] == 250
+    assert _statuses(db) == {complainer.email: "complained", bystander.email: "active"}
+    assert _suppressed(db) == {email_hash(complainer.email)}
