@@ -176,6 +176,8 @@ def test_footer_names_the_association_its_address_and_why(locale: str) -> None:
     footer = html[html.index('class="pad footer"') :]
     assert "浙江省半导体行业协会 · 浙江省杭州市西湖区文三路 90 号 · 邮编 310012" in footer
     assert WHY[locale] in footer and LANGUAGE_NOTE[locale] in footer
+    # Chinese sentences follow each other without a space (COPY_zh: full-width punctuation).
+    assert "。 " not in footer
     # Topics in the one order readers see everywhere, not the stored alphabetical one.
     assert (
         WHY[locale] + ("政策、企业、数据。" if locale == "zh" else "Policy, Companies, Data.")
