@@ -26,6 +26,10 @@ NOTICE = {
     "zh": "本期有 11 篇长文只列摘要，点击标题阅读全文。",
     "en": "11 long articles in this issue are shown as excerpts: click a title to read the full article.",
 }
+ONE = {
+    "zh": "本期有 1 篇长文只列摘要，点击标题阅读全文。",
+    "en": "1 long article in this issue is shown as an excerpt: click its title to read it in full.",
+}
 WHY = {
     "zh": "您收到这封邮件，是因为您订阅了《天堂之芯》全文版，主题：",
     "en": "You get this email because you subscribed to the full edition of 天堂之芯, topics: ",
@@ -71,6 +75,9 @@ def test_shortened_articles_are_announced_once_near_the_top(locale: str) -> None
     assert NOTICE[locale] in rendered.text
     whole = render_segment(seed(), make_segment(["companies"], "full", locale, TOPICS), config())
     assert not whole.shortened and "只列摘要" not in whole.html and "excerpts" not in whole.html
+    one = render_segment(seed(), make_segment(["policy"], "full", locale, TOPICS), config())
+    assert len(one.shortened) == 1
+    assert ONE[locale] in one.html
 
 
 @pytest.mark.browser
