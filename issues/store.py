@@ -11,6 +11,7 @@ Uploads waiting for the editor's confirmation are kept by ``issues.uploads``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -410,7 +411,20 @@ def correct_issue_title(db_session: Session, issue_id: int, title: str) -> Issue
     return issue
 
 
+# Control characters other than tab and line ends: PostgreSQL refuses NUL in text, and none
+# of them can be shown on a page or in an email.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_printable(text: str) -> None:
+    if _CONTROL.search(text):
+        raise IssueError(
+            N_("The text has characters that cannot be shown; delete them and try again.")
+        )
+
+
 def _checked_title(title: str, limit: int = TITLE_LIMIT) -> str:
+    _check_printable(title)
     title = " ".join(title.split())
     if not title:
         raise IssueError(N_("The title cannot be empty."))
@@ -422,6 +436,7 @@ def _checked_title(title: str, limit: int = TITLE_LIMIT) -> str:
 
 
 def _checked_summary(summary: str) -> str:
+    _check_printable(summary)
     summary = summary.strip()
     if len(summary) > SUMMARY_MAX_CHARS:
         raise IssueError(

@@ -252,13 +252,15 @@ def test_topics_are_listed_in_the_configured_order(
         ("draft", "   ", "标题不能为空。"),
         ("draft", "长" * 201, "标题太长"),
         ("ready", "新标题", "第 361 期已就绪，并已发布到网站"),
+        ("draft", "新\x00标题", "有无法显示的字符"),
     ],
-    ids=["empty", "too-long", "ready"],
+    ids=["empty", "too-long", "ready", "nul"],
 )
 def test_a_refused_title_is_explained_beside_it_and_nothing_is_saved(
     app: Flask, client: FlaskClient, db: Session, status: str, title: str, message: str
 ) -> None:
-    """An empty or over-long title, or any title of a published issue, is refused on the page."""
+    """An empty or over-long title, one with a NUL (PostgreSQL refuses it), or any title of a
+    published issue, is refused on the page."""
     make_editor(db)
     issue = ready_issue(app, db, status=status)
     log_in_client(client)
