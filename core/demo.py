@@ -12,7 +12,8 @@ The main job: a test email; the sample issue imported and marked ready; the samp
 subscribers; a signup on the public page (left pending); two fictional readers for every
 edition (topics × format × language), a few who then leave and one whose address bounced;
 then the issue is sent to everyone and each edition's outcome checked against the mail
-the capture server received.
+the capture server received. Last, a delivery report for one of those deliveries goes to
+the inbound receiver at the delivery's return path, and the reader is shown bounced.
 """
 
 from __future__ import annotations
@@ -345,6 +346,8 @@ def run(once: bool, web_port: int, workdir: Path) -> int:
         start_services(stack, env, ports)
         password = demo_editor(env)
         report = main_job(env)
+        # A bounce of one of those deliveries, through the inbound receiver (VERP is on).
+        report.append(python(env, ["-m", "inbound.demo_bounce"], timeout=60).strip())
         base = env["NEWSLETTER_BASE_URL"]
         print(
             "\n".join(
