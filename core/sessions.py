@@ -11,7 +11,6 @@ cookie copied before that opens nothing afterwards.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from datetime import datetime
 from datetime import timedelta
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 
+from core import agents
 from core.db import Base
 from core.db import UTCDateTime
 from core.db import utcnow
@@ -136,35 +136,6 @@ def purge_expired(db_session: Session, editor_id: int, idle: timedelta) -> None:
     )
 
 
-# Browser and system names, most specific first (Edge and Opera also say Chrome and Safari).
-_BROWSERS = (
-    ("Edge", r"Edg(?:e|A|iOS)?/(\d+)"),
-    ("Opera", r"OPR/(\d+)"),
-    ("Firefox", r"(?:Firefox|FxiOS)/(\d+)"),
-    ("Chrome", r"(?:Chrome|CriOS)/(\d+)"),
-    ("Safari", r"Version/(\d+)[.\d]* (?:Mobile/\S+ )?Safari/"),
-)
-_SYSTEMS = (
-    ("Android", r"Android"),
-    ("iPhone", r"iPhone"),
-    ("iPad", r"iPad"),
-    ("Windows", r"Windows"),
-    ("macOS", r"Mac OS X|Macintosh"),
-    ("Linux", r"Linux|X11"),
-)
-
-
 def describe_browser(user_agent: str) -> str:
     """A short name for a browser, such as "Firefox 133 · Linux"; the raw text if unknown."""
-    browser = next(
-        (
-            f"{name} {found.group(1)}"
-            for name, pattern in _BROWSERS
-            if (found := re.search(pattern, user_agent))
-        ),
-        "",
-    )
-    system = next((name for name, pattern in _SYSTEMS if re.search(pattern, user_agent)), "")
-    if not browser and not system:
-        return user_agent[:60]
-    return " · ".join(part for part in (browser, system) if part)
+    return agents.short(user_agent) or user_agent[:60]

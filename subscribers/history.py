@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from flask import current_app
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from ua_parser import parse
 
+from core import agents
 from core import clock
 from subscribers import topics
 from subscribers.models import ConsentEvent
@@ -167,16 +166,4 @@ def browser(user_agent: str | None) -> str:
     """Chrome 120 · Windows: the browser and system a user agent names, or "" if none."""
     if not user_agent:
         return ""
-    return " · ".join(_names(user_agent)) or _("unknown browser")
-
-
-@lru_cache(maxsize=512)
-def _names(user_agent: str) -> tuple[str, ...]:
-    found = parse(user_agent)
-    names = []
-    agent, system = found.user_agent, found.os
-    if agent is not None and agent.family != "Other":
-        names.append(f"{agent.family} {agent.major}" if agent.major else agent.family)
-    if system is not None and system.family != "Other":
-        names.append(system.family)
-    return tuple(names)
+    return agents.short(user_agent) or _("unknown browser")

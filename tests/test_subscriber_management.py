@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import agents
+from core import sessions
 from subscribers.models import ConsentEvent
 from subscribers.models import Subscriber
 from tests.conftest import LiveServer
@@ -376,3 +378,21 @@ def test_every_column_sorts_both_ways_with_empty_values_last(
         assert _rows(client.get(f"{LIST}?sort={sort}").get_data(as_text=True))[-1] == (
             "nameless@example.com"
         ), sort
+
+
+def test_browsers_are_named_alike_for_sessions_and_history() -> None:
+    """An editor's sessions and a subscriber's history shorten a user agent the same way."""
+    wechat = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
+        " (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.44(0x18002c2f) NetType/WIFI"
+    )
+    edge = CHROME + " Edg/120.0.2210.61"
+    for agent, name in (
+        (CHROME, "Chrome 120 · Windows"),
+        (IPHONE, "Mobile Safari 17 · iOS"),
+        (wechat, "WeChat Browser 8 · iOS"),
+        (edge, "Edge 120 · Windows"),
+    ):
+        assert agents.short(agent) == name
+        assert sessions.describe_browser(agent) == name
+    assert agents.short("") == "" and sessions.describe_browser("x" * 80) == "x" * 60
