@@ -82,7 +82,10 @@ def test_marking_a_member_sets_digest_and_is_recorded(client: FlaskClient, db: S
     subscriber = add_subscriber(db, "m@example.com", format="full")
     page = _post(client, subscriber, "member", member="y", organisation="芯片协会成员单位")
     # The history says it as a sentence (issue 12): who changed what.
-    assert "已保存" in page and "由 admin@newsletter.test 修改会员信息，单位：— → 芯片协会成员单位" in page
+    assert (
+        "已保存" in page
+        and "由 admin@newsletter.test 修改会员信息，单位：— → 芯片协会成员单位" in page
+    )
     after = fresh(db, "m@example.com")
     assert after is not None
     assert (after.member, after.organisation, after.format) == (True, "芯片协会成员单位", "digest")
