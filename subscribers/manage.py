@@ -136,7 +136,7 @@ def bulk() -> Response | BaseResponse:
         message = ngettext("%(num)d address blocked.", "%(num)d addresses blocked.", done)
     left = len(ids) - done
     if left:
-        message += " " + ngettext("%(num)d was already so.", "%(num)d were already so.", left)
+        message += " " + ngettext("%(num)d needed no change.", "%(num)d needed no change.", left)
     flash(message, "info")
     return back
 
