@@ -396,3 +396,37 @@ def test_browsers_are_named_alike_for_sessions_and_history() -> None:
         assert agents.short(agent) == name
         assert sessions.describe_browser(agent) == name
     assert agents.short("") == "" and sessions.describe_browser("x" * 80) == "x" * 60
+
+
+def test_sort_and_edit_in_the_browser(live_server: LiveServer, page: Any, db: Session) -> None:
+    """At 375 px an editor sorts the list by a heading (English) and edits a subscriber (Chinese)."""
+    make_editor(db, "admin@newsletter.test", role="admin")
+    for email in ("b@example.com", "a@example.com", "c@example.com"):
+        add_subscriber(db, email, topics=("policy",))
+    page.goto(live_server.url + "/editor/login")
+    page.fill("input[name=email]", "admin@newsletter.test")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/editor/")
+    page.goto(live_server.url + LIST + "?lang=en")
+    page.get_by_role("link", name="Email", exact=True).click()
+    page.wait_for_url("**sort=email**")
+    rows = page.locator("table.subscribers tbody td a").all_inner_texts()
+    assert rows == ["a@example.com", "b@example.com", "c@example.com"]
+    page.get_by_role("link", name="Email ↑").click()
+    page.wait_for_url("**sort=-email**")
+    assert page.locator("table.subscribers tbody td a").first.inner_text() == "c@example.com"
+    page.get_by_role("link", name="a@example.com").click()
+    page.goto(page.url + "?lang=zh")
+    page.fill("input[name=name]", "王芳")
+    page.get_by_role("checkbox", name="数据", exact=True).check()
+    page.get_by_role("radio", name="摘要版", exact=True).check()
+    page.locator("form[action$='/edit'] button[type=submit]").click()
+    page.wait_for_load_state()
+    history = page.locator("ol.history").inner_text()
+    assert (
+        "由 admin@newsletter.test 修改资料，姓名：— → 王芳，主题：政策 → 政策、数据，"
+        "格式：全文版 → 摘要版"
+    ) in history
+    assert "已保存" in page.locator("body").inner_text()
+    assert horizontal_overflow(page) == 0
