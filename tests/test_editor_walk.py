@@ -107,6 +107,7 @@ def _pages(ids: dict[str, int]) -> list[str]:
         f"/editor/issues/{ids['issue']}",
         f"/editor/issues/{ids['issue']}/draft",
         f"/editor/issues/{ids['draft']}",
+        f"/editor/issues/{ids['draft']}/ready",
         "/editor/previews/",
         "/editor/previews/361",
         "/editor/previews/361/data,policy/digest/zh",
