@@ -20,6 +20,7 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from flask_babel import force_locale
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -255,6 +256,12 @@ def preferences(token: str) -> Page:
             changes = service.update_preferences(
                 db_session, subscriber, choices, _consent("email-link")
             )
+        # A reader who chose another language reads the result, and every later page, in it:
+        # the message is worded in the new language and ?lang= on the redirect sets the cookie.
+        if "locale" in changes:
+            with force_locale(subscriber.locale):
+                flash_saved(changes)
+            return redirect(url_for(".preferences", token=token, lang=subscriber.locale))
         flash_saved(changes)
         return redirect(url_for(".preferences", token=token))
     return _render(

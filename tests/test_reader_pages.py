@@ -142,6 +142,26 @@ def test_saving_preferences_shows_one_message_and_keeps_the_organisation(
 
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", LANGS)
+def test_choosing_another_language_turns_the_pages_to_it(
+    live_server: LiveServer, page: Any, db: Session, lang: str
+) -> None:
+    """A reader who changes language on the preferences page gets the saved message and the
+    following pages in the new language, not in the one the page was opened in."""
+    other = "en" if lang == "zh" else "zh"
+    subscriber = add_subscriber(db, "switch@example.com", locale=lang)
+    open_in(page, live_server, lang, path_of(live_server.app, "preferences", subscriber))
+    page.locator(f"input[name=language][value={other}]").check()
+    page.get_by_role("button", name=WORDS[lang]["save"]).click()
+    assert page.locator("h1").inner_text() == WORDS[other]["preferences"]
+    saved = {"zh": "已保存。语言：", "en": "Saved. Language: "}[other]
+    assert page.locator(".flash").inner_text().startswith(saved)
+    page.goto(live_server.url + "/subscribe")
+    assert page.get_by_role("button", name=WORDS[other]["subscribe"], exact=True).is_visible()
+    assert fresh(db, "switch@example.com").locale == other  # type: ignore[union-attr]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", LANGS)
 def test_unsubscribe_page_masks_the_address_and_offers_less_mail(
     live_server: LiveServer, page: Any, db: Session, lang: str
 ) -> None:
