@@ -115,3 +115,19 @@ def test_the_proxy_image_serves_what_nginx_conf_names() -> None:
     for page in re.findall(r"error_page [\d ]+ /errors/(\S+);", conf):
         assert (ROOT / "deploy" / "errors" / page).is_file()
     assert '"daemon off; user www-data;"' in stage and "\nUSER " not in stage
+
+
+def test_senders_and_the_receiver_share_the_return_path_settings() -> None:
+    """Workers send from VERP return paths that the inbound receiver must read back, and web
+    takes the webhooks: each of them sees the same VERP and webhook settings from .env."""
+    keys = [
+        f"{ENV_PREFIX}_{name}"
+        for name in ("VERP_ENABLED", "BOUNCE_DOMAIN", "MAILGUN_SIGNING_KEY", "SENDGRID_PUBLIC_KEY")
+    ]
+    seen = {
+        name: [SERVICES[name]["environment"].get(key) for key in keys]
+        for name in ("worker", "beat", "web", "inbound")
+    }
+    assert seen["worker"] == seen["inbound"] == seen["web"] == seen["beat"]
+    assert all(value is not None for value in seen["worker"])
+    assert SERVICES["inbound"]["command"][:5] == ["flask", "--app", "web", "inbound", "serve"]
