@@ -53,6 +53,9 @@ class Registry:
     # The latest issue readers received, from a package that sends issues: (session, topics,
     # format, locale) -> {"subject", "url"} or None. The welcome email links to it.
     latest_issue: list[LatestIssue] = field(default_factory=list)
+    # What other packages keep about a person, scrubbed when their data is erased: (session,
+    # subscriber id, address) -> None, called in the erase's transaction.
+    erase_hooks: list[Callable[[Session, int, str], None]] = field(default_factory=list)
     # The endpoint editors land on after logging in.
     home: str = "auth.login"
 
@@ -113,6 +116,18 @@ def add_issue_action(app: Flask, endpoint: str, label: Any) -> None:
 def add_sent_check(app: Flask, check: Callable[[Session, int], bool]) -> None:
     """Count an issue as sent (its content frozen) whenever ``check(db_session, issue_id)``."""
     of(app).sent_checks.append(check)
+
+
+def add_erase_hook(app: Flask, hook: Callable[[Session, int, str], None]) -> None:
+    """Let ``hook(db_session, subscriber_id, address)`` remove a package's copies of a person's
+    data when subscribers erases them (same transaction)."""
+    of(app).erase_hooks.append(hook)
+
+
+def erased(db_session: Session, subscriber_id: int, address: str) -> None:
+    """Tell every package that the person behind ``subscriber_id`` and ``address`` is erased."""
+    for hook in of(db_session.info["app"]).erase_hooks:
+        hook(db_session, subscriber_id, address)
 
 
 def add_latest_issue(app: Flask, provider: LatestIssue) -> None:

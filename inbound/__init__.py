@@ -12,10 +12,13 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """The editor views of bounces and complaints, the receiver command and the webhooks."""
+    from core import registry
     from inbound import cli
+    from inbound import events
     from inbound import webhooks
 
     cli.init_app(app)
+    registry.add_erase_hook(app, events.forget)
 
     webhooks.init_app(app)
     from inbound import views

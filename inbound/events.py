@@ -237,3 +237,20 @@ def _note(event: MailEvent) -> str:
     said = _ADDRESS.sub("(address)", said)
     code = f"{event.status} " if event.status else ""
     return f"{event.source} {event.kind}: {code}{said}"[:300]
+
+
+def forget(db_session: Session, subscriber_id: int, address: str) -> None:
+    """An erased person's address leaves what the servers said: every address in their own
+    events, and theirs wherever an unmatched report quoted it (registered as an erase hook)."""
+    quoted = re.compile(re.escape(address), re.IGNORECASE)
+    rows = db_session.scalars(
+        select(MailEventRow).where(
+            (MailEventRow.subscriber_id == subscriber_id)
+            | func.lower(MailEventRow.reason).contains(address.lower(), autoescape=True)
+        )
+    )
+    for row in rows:
+        scrubbed = quoted.sub("(address)", row.reason)
+        if row.subscriber_id == subscriber_id:
+            scrubbed = _ADDRESS.sub("(address)", scrubbed)
+        row.reason = scrubbed

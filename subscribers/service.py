@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core import registry
 from core.db import utcnow
 from mailer import outbox
 from mailer import scrub
@@ -389,6 +390,8 @@ def erase(db_session: Session, subscriber: Subscriber, consent: Consent, block: 
             Suppression(email_hash=subscriber.email_hash, reason="manual", note="erased")
         )
     _scrub_events(db_session, subscriber.id)
+    # Packages above (bounce reports quote the address) scrub their copies in this transaction.
+    registry.erased(db_session, subscriber.id, address)
     scrub.forget_address(db_session, address, kinds=NOTICE_KINDS)
     _scrub_previews(db_session, address)
     # A signup or link request still waiting for a worker holds the address too.

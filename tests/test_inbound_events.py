@@ -328,3 +328,28 @@ def test_the_next_campaign_leaves_bounced_and_complained_readers_out(
         db.scalars(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign.id))
     )
     assert planned == {row.subscriber_id for row in rows[2:]}
+
+
+def test_erasing_a_reader_removes_their_address_from_what_servers_said(
+    app: Flask, db: Session
+) -> None:
+    """After an erase, neither the reader's own bounce nor an unmatched report quoting their
+    address still holds it (the display hid it; the row kept it)."""
+    rows = _sent_campaign(app, db)
+    reader = _subscriber(db, rows[0])
+    address = reader.email
+    said = f"550 5.1.1 <{address.upper()}>: User unknown; forwarded to fwd@elsewhere.example"
+    record(db, app.config, _event("hard_bounce", "own", delivery_id=rows[0].id, reason=said))
+    stray = f"554 message to {address} refused"
+    record(db, app.config, _event("soft_bounce", "stray", address="nobody@x.example", reason=stray))
+    kept = "550 5.1.1 <other@example.com>: User unknown"
+    record(db, app.config, _event("hard_bounce", "other", delivery_id=rows[1].id, reason=kept))
+    db.commit()
+    service.erase(db, _subscriber(db, rows[0]), service.Consent(source="editor"), block=True)
+    db.commit()
+    reasons = dict(db.execute(select(MailEventRow.key, MailEventRow.reason)).all())
+    assert reasons == {
+        "own": "550 5.1.1 <(address)>: User unknown; forwarded to (address)",
+        "stray": "554 message to (address) refused",
+        "other": kept,
+    }
