@@ -114,9 +114,17 @@ def _check(event: MailEvent) -> None:
 
 def _target(db_session: Session, config: Mapping[str, Any], event: MailEvent) -> _Target:
     """The delivery from its id, else from our Message-ID, else the reader's latest; the
-    reader from the delivery, else from the mailto token, else from the address."""
-    found = _delivery(db_session, config, event)
-    if found is not None:
+    reader from the delivery, else from the mailto token, else from the address.
+
+    A delivery id the report proves (a VERP token or our signed Message-ID) that has no row
+    matches nobody: the address the report names is not tried, or a report to a token of a
+    removed (or never written) delivery could name any reader (review of issue 11).
+    """
+    claimed = _claimed_delivery(config, event)
+    if claimed is not None:
+        found = db_session.get(Delivery, claimed) if 0 < claimed < 2**31 else None
+        if found is None:
+            return _Target(None, None)
         return _Target(db_session.get(Subscriber, found.subscriber_id), found)
     subscriber = None
     if event.subscriber_id is not None:
@@ -125,23 +133,29 @@ def _target(db_session: Session, config: Mapping[str, Any], event: MailEvent) ->
         subscriber = service.find(db_session, service.canonical(event.address))
     if subscriber is None:
         return _Target(None, None)
-    # A mailed unsubscribe or an address alone: most likely about the latest issue they got.
+    # A mailed unsubscribe or an address alone: most likely about the latest issue that had
+    # reached their server by then; not a row still waiting or being sent, nor a later one.
     latest = db_session.scalars(
         select(Delivery)
-        .where(Delivery.subscriber_id == subscriber.id, Delivery.status != "skipped")
-        .order_by(Delivery.id.desc())
+        .where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.status.in_(("sent", "failed", "bounced")),
+            Delivery.sent_at.is_not(None),
+            Delivery.sent_at <= event.occurred_at,
+        )
+        .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
         .limit(1)
     ).first()
     return _Target(subscriber, latest)
 
 
-def _delivery(db_session: Session, config: Mapping[str, Any], event: MailEvent) -> Delivery | None:
-    delivery_id = event.delivery_id
-    if delivery_id is None and event.message_id:
-        delivery_id = delivery_of_message_id(config, event.message_id)
-    if delivery_id is None or not 0 < delivery_id < 2**31:
-        return None
-    return db_session.get(Delivery, delivery_id)
+def _claimed_delivery(config: Mapping[str, Any], event: MailEvent) -> int | None:
+    """The delivery id the event proves: its VERP id, else our signed Message-ID's."""
+    if event.delivery_id is not None:
+        return event.delivery_id
+    if event.message_id:
+        return delivery_of_message_id(config, event.message_id)
+    return None
 
 
 def delivery_of_message_id(config: Mapping[str, Any], message_id: str) -> int | None:
@@ -206,28 +220,52 @@ def _apply(
     # Only a settled row: one being sent right now, or waiting, is its batch's to record (and
     # the suppression below makes the next claim skip it).
     row = target.delivery
+    changed = False
     if event.kind != "complaint" and row is not None and row.status in ("sent", "failed"):
         row.status = "bounced"
+        changed = True
+    if subscriber.email_hash is not None and service.is_suppressed(
+        db_session, subscriber.email_hash
+    ):
+        changed = changed or subscriber.status not in service.BLOCKED_STATUSES
+    else:
+        changed = True
     consent_source = "complaint" if event.kind == "complaint" else "bounce"
     service.suppress(
         db_session, subscriber.email, reason, service.Consent(source=consent_source, note=note)
     )
-    return "suppressed"
+    # An address blocked before is not blocked again: the editor's counts would count it twice.
+    return "suppressed" if changed else "ignored"
 
 
 def _too_many_soft(
     db_session: Session, config: Mapping[str, Any], subscriber: Subscriber, event: MailEvent
 ) -> bool:
-    """Whether this temporary bounce (already written) makes SOFT_BOUNCE_LIMIT within the days."""
+    """Whether this temporary bounce (already written) makes SOFT_BOUNCE_LIMIT within the days.
+
+    What counts is messages, not reports: a relay retries one slow message and warns each
+    time, a provider posts a temporary failure per retry, one report lists the reader under
+    several addresses, and SES tells by SNS and by mail. So the limit is of distinct deliveries
+    (review of issue 11). An event tied to no delivery counts once per campaign it names,
+    else once per day: one more failing day, not each retry that day.
+    """
     since = event.occurred_at - timedelta(days=int(config["SOFT_BOUNCE_DAYS"]))
-    count = db_session.scalar(
-        select(func.count(MailEventRow.id)).where(
+    rows = db_session.execute(
+        select(MailEventRow.delivery_id, MailEventRow.campaign_id, MailEventRow.occurred_at).where(
             MailEventRow.subscriber_id == subscriber.id,
             MailEventRow.kind == "soft_bounce",
             MailEventRow.occurred_at > since,
         )
-    )
-    return int(count or 0) >= int(config["SOFT_BOUNCE_LIMIT"])
+    ).all()
+    messages: set[tuple[str, object]] = set()
+    for delivery_id, campaign_id, occurred_at in rows:
+        if delivery_id is not None:
+            messages.add(("delivery", delivery_id))
+        elif campaign_id is not None:
+            messages.add(("campaign", campaign_id))
+        else:
+            messages.add(("day", occurred_at.date()))
+    return len(messages) >= int(config["SOFT_BOUNCE_LIMIT"])
 
 
 def _note(event: MailEvent) -> str:

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from campaigns.models import Campaign
+from campaigns.models import CampaignSegment
+from campaigns.models import Delivery
+from core.db import utcnow
+from issues.models import Issue
 from tests.conftest import ROOT
 from tests.conftest import free_port
 from tests.conftest import settings_env
@@ -136,3 +141,43 @@ Message-ID: {message_id}
 --{boundary}--
 """
     return text.replace("\n", "\r\n").encode()
+
+
+def real_deliveries(db: Any, subscriber_ids: list[int]) -> list[int]:
+    """A sent delivery for each subscriber (one issue, one campaign): the ids, in order, for
+    reports to come back to (a VERP token of a delivery that is not there matches nobody)."""
+    issue = Issue(number=7000, title="Returned", status="sent", content_hash="")
+    db.add(issue)
+    db.flush()
+    campaign = Campaign(issue_id=issue.id, status="finished", created_by="editor@x.test")
+    db.add(campaign)
+    db.flush()
+    segment = CampaignSegment(
+        campaign_id=campaign.id,
+        topics=(),
+        format="html",
+        locale="en",
+        subject="Returned",
+        html="",
+        text="",
+        nonce="0" * 32,
+        greetings=[],
+        view_online_url="",
+        html_bytes=0,
+    )
+    db.add(segment)
+    db.flush()
+    rows = [
+        Delivery(
+            campaign_id=campaign.id,
+            issue_id=issue.id,
+            subscriber_id=subscriber_id,
+            segment_id=segment.id,
+            status="sent",
+            sent_at=utcnow(),
+        )
+        for subscriber_id in subscriber_ids
+    ]
+    db.add_all(rows)
+    db.commit()
+    return [row.id for row in rows]
