@@ -127,8 +127,12 @@ def test_changing_topics_shows_what_changed_and_records_it(
     }
     response = client.post(path, data=data, follow_redirects=True)
     page = response.get_data(as_text=True)
-    # The reader switched to English, but this page follows the site language (Chinese).
-    assert "已保存。主题：政策、数据 → 企业；格式：全文版 → 摘要版；" in page
+    # The reader switched to English: the page after the save, and its message, are English
+    # (issue 12; the Chinese wording is checked in test_reader_pages).
+    assert (
+        "Saved. Topics: Policy, Data → Companies; Format: Full issue → Digest; "
+        "Language: 中文 → English; Name: (none) → 新名字."
+    ) in page
     after = fresh(db, "a@example.com")
     assert after is not None
     assert (after.topics, after.format, after.locale, after.name) == (
@@ -140,8 +144,12 @@ def test_changing_topics_shows_what_changed_and_records_it(
     event = db.scalars(select(ConsentEvent)).one()
     assert event.action == "preferences"
     assert event.changes["topics"] == [["data", "policy"], ["companies"]]
-    again = client.post(path, data={**data, "csrf_token": csrf_token(client, path)})
-    assert "没有任何变化" in client.get(again.headers["Location"]).get_data(as_text=True)
+    # The same form again from the page the save led to (its link now carries ?lang=en; the
+    # link from the email still says zh and would turn the page Chinese again).
+    landed = response.request.full_path
+    assert landed.endswith("lang=en")
+    again = client.post(landed, data={**data, "csrf_token": csrf_token(client, landed)})
+    assert "Nothing has changed" in client.get(again.headers["Location"]).get_data(as_text=True)
     assert _events(db) == 1
 
 
