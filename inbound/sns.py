@@ -2,8 +2,9 @@
 
 SNS signs every message it posts (SignatureVersion 1: RSA with SHA-1, 2: RSA with SHA-256) over a
 canonical string of some of its fields; the certificate is fetched from SigningCertURL, which is
-believed only over HTTPS from an ``sns.<region>.amazonaws.com`` (or ``.com.cn``) host, and kept in
-memory. A subscription is confirmed by fetching its SubscribeURL under the same host rule.
+believed only over HTTPS from an ``sns.<region>.amazonaws.com`` (or ``.com.cn``) host, used only
+when it is issued to sns.amazonaws.com, and kept in memory. A subscription is confirmed by
+fetching its SubscribeURL under the same host rule.
 
 Where certificates come from is the process's ``SnsTrust`` (``app.extensions["inbound.sns"]``),
 not a setting: an operator has nothing to set and nothing to get wrong, and only code (the tests,
@@ -32,14 +33,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from flask import Flask
 from flask import current_app
 
 from inbound.webhook_common import Refused
 
 EXTENSION = "inbound.sns"
-# Amazon's own hosts; the whole host[:port] part of the URL must match (no port, no user).
-AWS_HOST = re.compile(r"sns\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?")
+# Amazon's own hosts; the whole host[:port] part of the URL must match (no port, no user). The
+# middle part is a region (us-east-1, us-gov-west-1, cn-north-1), not any label: other Amazon
+# services' hosts (sns.s3.amazonaws.com, a bucket named sns) serve what anyone uploads.
+AWS_HOST = re.compile(r"sns\.[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d\.amazonaws\.com(\.cn)?")
+# The name Amazon's SNS signing certificates are issued to (their subject and SAN).
+SIGNER_NAME = "sns.amazonaws.com"
 # The fields each kind of message signs, in the order the canonical string lists them.
 NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 SUBSCRIPTION_FIELDS = (
@@ -129,6 +135,8 @@ def _certificate_key(pem: bytes) -> tuple[rsa.RSAPublicKey, datetime]:
         certificate = x509.load_pem_x509_certificate(pem)
     except ValueError:
         raise Refused(403, "The signing certificate cannot be read.") from None
+    if SIGNER_NAME not in _names(certificate):
+        raise Refused(403, f"The signing certificate is not issued to {SIGNER_NAME}.")
     now = datetime.now(UTC)
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         raise Refused(403, "The signing certificate is not valid now.")
@@ -136,6 +144,19 @@ def _certificate_key(pem: bytes) -> tuple[rsa.RSAPublicKey, datetime]:
     if not isinstance(key, rsa.RSAPublicKey):
         raise Refused(403, "The signing certificate has no RSA key.")
     return key, certificate.not_valid_after_utc
+
+
+def _names(certificate: x509.Certificate) -> set[str]:
+    """The certificate's subject common names and DNS alternative names, in lower case."""
+    names = {
+        str(attribute.value).lower()
+        for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    }
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return names
+    return names | {name.lower() for name in extension.value.get_values_for_type(x509.DNSName)}
 
 
 def canonical(message: Mapping[str, Any]) -> bytes:

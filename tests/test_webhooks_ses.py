@@ -405,6 +405,7 @@ def test_aws_host_rule() -> None:
     for url in [
         "https://sns.us-east-1.amazonaws.com/a.pem",
         "https://sns.cn-north-1.amazonaws.com.cn/a.pem",
+        "https://sns.us-gov-west-1.amazonaws.com/a.pem",
     ]:
         trust.check_url(url, "SigningCertURL")
     for url in [
@@ -414,9 +415,38 @@ def test_aws_host_rule() -> None:
         "https://evil.example/sns.us-east-1.amazonaws.com/a.pem",
         "https://x@sns.us-east-1.amazonaws.com/a.pem",
         "https://s3.amazonaws.com/a.pem",
+        # Other Amazon services' hosts, and buckets, are not regions of SNS (review of issue 11).
+        "https://sns.s3.amazonaws.com/a.pem",
+        "https://sns.evil-bucket.amazonaws.com/a.pem",
+        "https://sns.us-east-1.s3.amazonaws.com/a.pem",
     ]:
         with pytest.raises(Refused):
             trust.check_url(url, "SigningCertURL")
+
+
+def test_a_certificate_not_issued_to_sns_is_not_used(
+    app: Flask, db: Session, client: FlaskClient, ses: FakeAws
+) -> None:
+    """A message signed with the key of a certificate issued to another name (whatever host
+    served it) is refused and changes nothing; its key is not kept (review of issue 11)."""
+    first, *_ = sent_campaign(app, db)
+    recipient = {"emailAddress": address_of(db, first)}
+    message = _notification("sns-other-name", _bounce("Permanent", [recipient], None))
+    before = snapshot(db)
+    for name in ("s3.amazonaws.com", "sns.amazonaws.com.evil.example"):
+        path = f"/{name}.pem"
+        ses.files[path] = _pem(_certificate(name, ses.signing_key))
+        try:
+            status, said = _post(client, ses.sign(message, url=ses.base + path))
+        finally:
+            del ses.files[path]
+        assert (status, said) == (
+            403,
+            "The signing certificate is not issued to sns.amazonaws.com.\n",
+        )
+    assert snapshot(db) == before
+    trust: sns.SnsTrust = app.extensions[sns.EXTENSION]
+    assert trust.keys == {}
 
 
 def test_off_without_topics(app: Flask, client: FlaskClient) -> None:
