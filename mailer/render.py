@@ -333,7 +333,10 @@ def _render(
     views = [
         (
             part.name,
-            [_view(entry.number, entry.article, base, number, shortened) for entry in part.entries],
+            [
+                _view(entry.number, entry.article, base, number, shortened, segment.locale)
+                for entry in part.entries
+            ],
         )
         for part in parts
     ]
@@ -380,8 +383,15 @@ def _lines(text: object) -> list[str]:
 
 
 def _view(
-    number: int, article: ArticleContent, base: str, issue_number: int, shortened: frozenset[int]
+    number: int,
+    article: ArticleContent,
+    base: str,
+    issue_number: int,
+    shortened: frozenset[int],
+    locale: str,
 ) -> ArticleView:
+    # The article page opens in the edition's language, as the reader's other links do (the
+    # article itself stays in the language it was written in).
     return ArticleView(
         number=number,
         title=article.title,
@@ -389,6 +399,6 @@ def _view(
         source=article.source,
         blocks=list(article.blocks),
         excerpt=excerpt(article),
-        url=f"{base}/issues/{issue_number}/{number}",
+        url=f"{base}/issues/{issue_number}/{number}?lang={locale}",
         shortened=number in shortened,
     )

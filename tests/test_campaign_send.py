@@ -32,7 +32,8 @@ from tests.conftest import SmtpSink
 
 ARTICLE = re.compile(r'id="a(\d+)"')
 ARTICLE_LINK = re.compile(r"/issues/361/(\d+)")
-READ_MORE = re.compile(r'class="more"[^>]*><a href="[^"]*/issues/361/(\d+)"')
+ARTICLE_LANG = re.compile(r"/issues/361/\d+(\?lang=[a-z]+)?\"")
+READ_MORE = re.compile(r'class="more"[^>]*><a href="[^"]*/issues/361/(\d+)\?lang=[a-z]+"')
 
 
 def test_every_reader_gets_exactly_their_edition_once(
@@ -93,6 +94,8 @@ def _check_contents(app: Flask, db: Session, campaign_id: int, sink: SmtpSink) -
         # contents (issue 12: #anchor jumps do nothing in Gmail on iOS); "read the full
         # article" links only the shortened ones.
         assert linked == expected_articles[key]
+        # ... and opens in the reader's language.
+        assert set(ARTICLE_LANG.findall(html)) == {f"?lang={subscriber.locale}"}
         if subscriber.format == "full":
             more = {int(n) for n in READ_MORE.findall(html)}
             assert more == {number for number, _ in segment.shortened}

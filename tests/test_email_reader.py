@@ -104,7 +104,7 @@ def test_contents_are_grouped_by_section_and_every_entry_leads_somewhere(
     shortened = {item.number for item in rendered.shortened}
     for number, (row, title) in enumerate(zip(entries, titles, strict=True), start=1):
         assert row["text"].replace("\u200b", "").startswith(title)
-        url = f"https://news.example.org/issues/361/{number}"
+        url = f"https://news.example.org/issues/361/{number}?lang={locale}"
         assert url in row["hrefs"], row
         if number in shortened:
             assert row["hrefs"] == [url]

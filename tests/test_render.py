@@ -47,7 +47,7 @@ def test_full_edition_shortens_the_longest_articles_first() -> None:
     longest = max(seed().articles, key=lambda article: article.chars)
     assert seed().articles.index(longest) + 1 in shortened
     for number in shortened:
-        link = rf'<a href="https://news.example.org/issues/361/{number}" style="[^"]*">阅读全文'
+        link = rf'<a href="https://news.example.org/issues/361/{number}\?lang=zh" style="[^"]*">阅读全文'
         assert re.search(link, rendered.html), number
     kept = [a for a in rendered.articles if a not in shortened]
     assert all(f'id="a{number}"' in rendered.html for number in kept)
@@ -116,7 +116,7 @@ def test_text_part_lists_every_headline_with_source_and_link() -> None:
                 block += f"{article.byline}\n"
             if article.source:
                 block += f"来源：{article.source}\n"
-            block += f"https://news.example.org/issues/361/{entry.number}\n"
+            block += f"https://news.example.org/issues/361/{entry.number}?lang=zh\n"
             assert block in rendered.text, article.title
     assert (
         "<p" not in rendered.text and "&lt;" not in rendered.text and "&amp;" not in rendered.text

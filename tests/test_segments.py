@@ -80,7 +80,7 @@ def test_rendered_segment_holds_exactly_its_articles(
     wanted = expected_numbers(topics)
     for number in range(1, 35):
         in_html = f'id="a{number}"' in rendered.html
-        in_text = f"https://news.example.org/issues/361/{number}\n" in rendered.text
+        in_text = f"https://news.example.org/issues/361/{number}?lang={locale}\n" in rendered.text
         assert in_html == in_text == (number in wanted), number
     assert set(rendered.articles) == wanted
 
