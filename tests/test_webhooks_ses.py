@@ -60,7 +60,7 @@ def _certificate(
     key: rsa.RSAPrivateKey,
     issuer: tuple[str, rsa.RSAPrivateKey] | None = None,
     ip: str | None = None,
-    days: int = 30,
+    days: float = 30,
 ) -> x509.Certificate:
     now = datetime.now(UTC)
     issuer_name, issuer_key = issuer if issuer else (subject, key)
