@@ -62,6 +62,10 @@ CSV_ERRORS: dict[str, Any] = {
     ),
     "empty": _l("The file is empty."),
     "no_email_column": _l("The first line must name the columns, and one of them must be “email”."),
+    "duplicate_column": _l(
+        "The columns “%(first)s” and “%(second)s” are the same column. Delete one of them and"
+        " import the file again."
+    ),
     "unreadable": _l(
         "Line %(line)s cannot be read: a cell there is far too long, perhaps because a quotation"
         " mark is not closed."
@@ -74,8 +78,8 @@ ROW_ERRORS: dict[str, Any] = {
     "format": _l("unknown format “%(value)s” (use full or digest)"),
     "language": _l("unknown language “%(value)s” (use zh or en)"),
     "member": _l("member must be yes or no, not “%(value)s”"),
-    "too_long": _l("the %(value)s is too long"),
-    "control": _l("the %(value)s contains line breaks or control characters"),
+    "too_long": _l("the “%(value)s” column is too long"),
+    "control": _l("the “%(value)s” column contains line breaks or control characters"),
 }
 
 
@@ -330,7 +334,8 @@ def _create_job(form: ImportForm, limit: int) -> ImportJob | None:
 
 
 def csv_error_text(error: csvfile.CsvError) -> str:
-    return str(CSV_ERRORS[error.code]) % {"line": error.detail}
+    columns = dict(zip(("first", "second"), error.columns, strict=False))
+    return str(CSV_ERRORS[error.code]) % {"line": error.detail, **columns}
 
 
 def row_error_text(error: csvfile.RowError) -> str:

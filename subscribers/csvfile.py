@@ -71,10 +71,12 @@ LANGUAGE_WORDS = {
 class CsvError(ValueError):
     """The file as a whole cannot be read; ``code`` names the reason."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", columns: tuple[str, ...] = ()) -> None:
         super().__init__(code)
         self.code = code
         self.detail = detail
+        # The column names as the file spells them, for a problem with the header.
+        self.columns = columns
 
 
 @dataclass
@@ -137,18 +139,28 @@ def count_rows(text: str) -> int:
 
 
 def header(text: str) -> list[str]:
-    """The checked header row, lower-cased; raises CsvError when ``email`` is missing."""
+    """The checked header row as columns (lower-cased); raises CsvError when ``email`` is
+    missing or two columns of the file are the same column (``email`` and ``邮箱``)."""
+    written = written_header(text)
+    names = [COLUMN_NAMES.get(name.lower(), name.lower()) for name in written]
+    if "email" not in names:
+        raise CsvError("no_email_column")
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in COLUMNS and first.setdefault(name, index) != index:
+            raise CsvError("duplicate_column", columns=(written[first[name]], written[index]))
+    return names
+
+
+def written_header(text: str) -> list[str]:
+    """The first line's column names as the editor wrote them (trimmed)."""
     try:
         first = next(_reader(text), None)
     except csv.Error:
         raise CsvError("unreadable", "1") from None
     if not first:
         raise CsvError("empty")
-    names = [name.strip().lower() for name in first]
-    names = [COLUMN_NAMES.get(name, name) for name in names]
-    if "email" not in names:
-        raise CsvError("no_email_column")
-    return names
+    return [name.strip() for name in first]
 
 
 def parse(
@@ -160,6 +172,8 @@ def parse(
     found across the whole file, including the skipped part.
     """
     names = header(text)
+    # A problem with a column names it as the file does ("单位", "organization").
+    spelled = dict(zip(names, written_header(text), strict=True))
     reader = _reader(text)
     next(reader)
     seen: dict[str, int] = {}
@@ -167,7 +181,7 @@ def parse(
         line = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
-        result = check_row(line, dict(zip(names, cells, strict=False)), topics)
+        result = check_row(line, dict(zip(names, cells, strict=False)), topics, spelled)
         if isinstance(result, ImportRow):
             first = seen.setdefault(result.email_hash, line)
             if first != line:
@@ -176,8 +190,12 @@ def parse(
             yield index, result
 
 
-def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> ImportRow | RowError:
-    """One data line, checked and normalised, or the first problem found in it."""
+def check_row(
+    line: int, cells: dict[str, str], topics: Sequence[str], spelled: dict[str, str] | None = None
+) -> ImportRow | RowError:
+    """One data line, checked and normalised, or the first problem found in it; a problem with
+    a column names it as ``spelled`` (the file's header) does."""
+    column = spelled or {}
     raw_email = _unquote(cells.get("email", "").strip())
     try:
         email = normalise(raw_email)
@@ -187,9 +205,9 @@ def check_row(line: int, cells: dict[str, str], topics: Sequence[str]) -> Import
     for name, limit in MAX_LENGTHS.items():
         value = _unquote(cells.get(name, "").strip())
         if UNSAFE_TEXT.search(value):
-            return RowError(line, "control", name)
+            return RowError(line, "control", column.get(name, name))
         if len(value) > limit:
-            return RowError(line, "too_long", name)
+            return RowError(line, "too_long", column.get(name, name))
         texts[name] = value or None
     named = topic_names(tuple(topics))
     typed = [t for t in TOPIC_SEPARATORS.split(cells.get("topics", "").strip().lower()) if t]

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscribers import csvfile
@@ -172,3 +174,45 @@ def test_import_page_on_a_phone(live_server: LiveServer, page: Any, db: Session)
             page.get_by_role("link", name=label).click()
         content = Path(download.value.path()).read_text(encoding="utf-8-sig")
         assert content.startswith(first)
+
+
+def _refused(client: FlaskClient, text: str, lang: str) -> str:
+    """The import page's answer to an upload it refuses, in ``lang``."""
+    response = client.post(
+        f"{IMPORT}?lang={lang}",
+        data={
+            "csrf_token": csrf_token(client, IMPORT),
+            "file": (io.BytesIO(text.encode()), "名单.csv"),
+            "consent_source": "2024 年会签到表",
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_two_columns_for_the_same_field_are_refused(client: FlaskClient, db: Session) -> None:
+    """A header with both email and 邮箱 (or 主题 and topics) is refused naming both; no job."""
+    _admin(client, db)
+    both_emails = "email,姓名,邮箱\na@example.com,王芳,b@example.com\n"
+    page = _refused(client, both_emails, "zh")
+    assert "“email”和“邮箱”是同一列，请删去其中一列后重新导入。" in page
+    both_topics = "邮箱,主题,Topics\na@example.com,政策,数据\n"
+    page = _refused(client, both_topics, "en")
+    assert "The columns “主题” and “Topics” are the same column." in page
+    assert db.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_a_problem_with_a_column_names_it_as_the_file_does(
+    client: FlaskClient, db: Session
+) -> None:
+    """A too long 单位 or a line break in 姓名 is reported under the file's own column names."""
+    _admin(client, db)
+    text = f'邮箱,姓名,单位\na@example.com,王芳,{"芯" * 201}\nb@example.com,"王\u2028芳",芯源公司\n'
+    status_url = _upload(client, text)
+    page = client.get(status_url + "?lang=zh").get_data(as_text=True)
+    assert "第 2 行：“单位”一栏太长" in page
+    assert "第 3 行：“姓名”一栏含有换行或控制字符" in page
+    assert "organisation" not in page and "“name”" not in page
+    english = client.get(status_url + "?lang=en").get_data(as_text=True)
+    assert "Line 2: the “单位” column is too long" in english

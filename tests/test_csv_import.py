@@ -101,7 +101,7 @@ def test_lines_are_checked_with_their_line_numbers() -> None:
 def test_files_that_cannot_be_read_are_refused_plainly(client: FlaskClient, db: Session) -> None:
     """A file without an email column, or not text at all, gets one sentence and no job."""
     _admin(client, db)
-    assert "其中必须有“email”" in _upload(client, "name,topics\nA,policy\n")
+    assert "其中必须有“邮箱”一列" in _upload(client, "name,topics\nA,policy\n")
     assert "既不是 UTF-8 也不是 GB18030" in _upload(client, b"\xff\xfe\x00\x81\x30\x81\xff" * 20)
     assert "请说明同意的来源" in _upload(client, GOOD, consent="")
     assert _count(db, ImportJob) == 0
