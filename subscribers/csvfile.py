@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 COLUMNS = ("email", "name", "organisation", "topics", "format", "language", "member")
 TRUE_WORDS = frozenset({"yes", "y", "true", "1", "是", "x"})
 FALSE_WORDS = frozenset({"no", "n", "false", "0", "否", ""})
-TOPIC_SEPARATORS = re.compile(r"[;|,\s、；]+")
+# Between topics in a cell: the half-width marks, and the full-width ones Chinese input gives.
+TOPIC_SEPARATORS = re.compile(r"[;|,\s、；，]+")
 # Spreadsheets run cells that start with these as formulas; exported values get a quote first.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_LENGTHS = {"name": 100, "organisation": 200}

@@ -216,3 +216,14 @@ def test_a_problem_with_a_column_names_it_as_the_file_does(
     assert "organisation" not in page and "“name”" not in page
     english = client.get(status_url + "?lang=en").get_data(as_text=True)
     assert "Line 2: the “单位” column is too long" in english
+
+
+def test_full_width_commas_and_semicolons_separate_topics() -> None:
+    """政策，数据 and 企业；数据, typed with a Chinese input method, are two topics each."""
+    text = "邮箱,主题\na@example.com,政策，数据\nb@example.com,企业；数据\nc@example.com,政策 ， 企业\n"
+    rows = [item for _, item in csvfile.parse(text, TOPICS)]
+    assert [row.topics for row in rows if isinstance(row, ImportRow)] == [
+        ("data", "policy"),
+        ("companies", "data"),
+        ("companies", "policy"),
+    ]
