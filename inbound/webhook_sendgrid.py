@@ -1,15 +1,20 @@
 """SendGrid's Signed Event Webhook: an ECDSA P-256 signature over the timestamp and the raw body,
 checked with the public key from SendGrid's settings (SENDGRID_PUBLIC_KEY).
 
-A batch whose timestamp is further than WEBHOOK_MAX_AGE_SECONDS from now, or whose signature was
-seen before, is refused. Events bounce (type bounce: permanent, blocked: temporary), dropped (by
-its reason), spamreport, unsubscribe and group_unsubscribe are applied, keyed by sg_event_id.
+A batch whose timestamp is further than WEBHOOK_MAX_AGE_SECONDS from now, or whose timestamp and
+body were seen before, is refused. The replay key is what was signed, not the signature: an ECDSA
+signature has other valid forms (another DER encoding, s for n - s, a fresh random signing), so
+a replay with its signature changed would pass a check of the signature.
+
+Events bounce (type bounce: permanent, blocked: temporary), dropped (by its reason), spamreport,
+unsubscribe and group_unsubscribe are applied, keyed by sg_event_id.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,18 +67,19 @@ def public_key(text: str) -> ec.EllipticCurvePublicKey:
 
 
 def read(config: Mapping[str, Any], body: bytes, headers: Headers, client: str) -> list[MailEvent]:
-    signature = _verify(config, body, headers)
+    signed = _verify(config, body, headers)
     batch = common.json_body(body)
     if not isinstance(batch, list) or not all(isinstance(item, dict) for item in batch):
         raise Refused(400, "The body is not a list of SendGrid events.")
     if len(batch) > EVENT_LIMIT:
         raise Refused(400, "Too many SendGrid events in one request.")
     found = [e for item in batch for e in event(item)]
-    common.first_use(config, "sendgrid", signature)
+    common.first_use(config, "sendgrid", hashlib.sha256(signed).hexdigest())
     return found
 
 
-def _verify(config: Mapping[str, Any], body: bytes, headers: Headers) -> str:
+def _verify(config: Mapping[str, Any], body: bytes, headers: Headers) -> bytes:
+    """The signed bytes (the timestamp, then the body), once the signature and age check."""
     signature, timestamp = headers.get(SIGNATURE, ""), headers.get(TIMESTAMP, "")
     if not signature or not timestamp:
         raise Refused(401, "The SendGrid signature is missing.")
@@ -82,12 +88,13 @@ def _verify(config: Mapping[str, Any], body: bytes, headers: Headers) -> str:
     except (binascii.Error, ValueError):
         raise Refused(401, "The SendGrid signature is not base64.") from None
     key = public_key(str(config["SENDGRID_PUBLIC_KEY"]))
+    signed = timestamp.encode("utf-8") + body
     try:
-        key.verify(der, timestamp.encode("utf-8") + body, ec.ECDSA(hashes.SHA256()))
+        key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError):
         raise Refused(401, "The SendGrid signature does not match.") from None
     common.check_age(config, common.epoch_time(timestamp, "The SendGrid timestamp"), "The request")
-    return signature
+    return signed
 
 
 def _kind(item: Mapping[str, Any]) -> str | None:
