@@ -93,11 +93,18 @@ def _remember_choice(response):  # type: ignore[no-untyped-def]
     choice = request.args.get("lang")
     if choice in LOCALES and request.cookies.get(LANG_COOKIE) != choice:
         response.set_cookie(LANG_COOKIE, choice, max_age=365 * 86400, samesite="Lax", httponly=True)
-    if choice not in LOCALES and response.mimetype == "text/html":
-        # Without ?lang= the page's language depends on these two request headers.
+    if choice not in LOCALES and not _static(request.endpoint):
+        # Without ?lang= the language of a page, a feed or a download depends on these two
+        # request headers, so a cache must keep one copy per value. Static files are the same
+        # in every language and stay cacheable as one.
         response.vary.add("Cookie")
         response.vary.add("Accept-Language")
     return response
+
+
+def _static(endpoint: str | None) -> bool:
+    # The app's static files ("static") and any blueprint's ("name.static").
+    return endpoint is not None and endpoint.rsplit(".", 1)[-1] == "static"
 
 
 @cache

@@ -117,6 +117,21 @@ def test_feed_speaks_english_when_asked(client: FlaskClient, db: Session) -> Non
     assert title == "天堂之芯 · Issue no. 361 · February 2023", title
 
 
+def test_feed_in_the_browser_language_tells_caches_so(client: FlaskClient, db: Session) -> None:
+    """The feed without ?lang= follows the cookie and Accept-Language; a cache must know it."""
+    store(db)
+    english = client.get("/issues/feed.atom", headers={"Accept-Language": "en-GB"})
+    assert english.mimetype == "application/atom+xml"
+    assert b'xml:lang="en"' in english.get_data()
+    vary = {name.strip() for name in english.headers.get("Vary", "").split(",")}
+    assert {"Cookie", "Accept-Language"} <= vary
+    # A static file reads the same in every language: one cached copy serves everyone.
+    css = client.get("/static/css/site.css", headers={"Accept-Language": "en-GB"})
+    assert css.status_code == 200
+    assert "Accept-Language" not in css.headers.get("Vary", "")
+    css.close()
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_archive_pages_carry_link_preview_meta_and_one_brand(
     client: FlaskClient, db: Session, lang: str
