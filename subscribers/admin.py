@@ -29,6 +29,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from core import auth
+from core import clock
 from core import db
 from core.db import utcnow
 from subscribers import csvfile
@@ -162,12 +163,16 @@ def export() -> Response:
         result = db.session().scalars(query.execution_options(yield_per=2000))
         yield from csvfile.export_lines(export_row(row) for row in result)
 
-    filename = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(
         stream_with_context(lines()),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{export_name("subscribers")}"'},
     )
+
+
+def export_name(prefix: str) -> str:
+    """subscribers-20261204-0430.csv: the editor's date and time (core.clock), not UTC's."""
+    return f"{prefix}-{utcnow().astimezone(clock.zone()):%Y%m%d-%H%M}.csv"
 
 
 def export_row(row: Subscriber) -> tuple[str, ...]:

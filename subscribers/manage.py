@@ -20,7 +20,6 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from core import db
-from core.db import utcnow
 from core.views import safe_next
 from subscribers import csvfile
 from subscribers import service
@@ -30,6 +29,7 @@ from subscribers.admin import _editor_consent
 from subscribers.admin import _form_errors
 from subscribers.admin import _subscriber_or_404
 from subscribers.admin import bp
+from subscribers.admin import export_name
 from subscribers.admin import export_row
 from subscribers.forms import ButtonForm
 from subscribers.forms import ChoicesForm
@@ -157,7 +157,7 @@ def _apply(db_session: Any, action: str, rows: list[Subscriber]) -> int:
 def _export(rows: list[Subscriber]) -> Response:
     kept = [row for row in rows if row.erased_at is None]
     body = "".join(csvfile.export_lines(export_row(row) for row in kept))
-    filename = f"subscribers-selected-{utcnow():%Y%m%d-%H%M}.csv"
+    filename = export_name("subscribers-selected")
     return Response(
         body,
         mimetype="text/csv",

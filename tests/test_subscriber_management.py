@@ -7,6 +7,7 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -328,6 +329,24 @@ def test_bulk_export_of_a_selection(client: FlaskClient, db: Session) -> None:
     body = response.get_data(as_text=True)
     assert "chosen@example.com" in body and "王芳" in body and "other@example.com" not in body
     assert db.scalars(select(ConsentEvent)).all() == []
+
+
+def test_export_files_are_named_by_the_editors_date(
+    client: FlaskClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 20:30 UTC on 3 December it is 04:30 on 4 December in Beijing: the names say so."""
+    _admin(client, db)
+    chosen = add_subscriber(db, "chosen@example.com")
+    evening = datetime(2026, 12, 3, 20, 30, tzinfo=UTC)
+    monkeypatch.setattr("subscribers.admin.utcnow", lambda: evening)
+    whole = client.get(LIST + "export.csv")
+    assert whole.headers["Content-Disposition"] == (
+        'attachment; filename="subscribers-20261204-0430.csv"'
+    )
+    selected = _bulk(client, "export", [chosen.id])
+    assert selected.headers["Content-Disposition"] == (
+        'attachment; filename="subscribers-selected-20261204-0430.csv"'
+    )
 
 
 def test_bulk_actions_in_the_browser(live_server: LiveServer, page: Any, db: Session) -> None:
