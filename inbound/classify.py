@@ -126,9 +126,13 @@ class _Maker:
     ) -> MailEvent:
         """An event; text fields made storable (no NUL, no undecodable bytes) on both databases.
 
-        A delay warning is keyed by where it came back to and whom it names, not by its bytes:
-        a relay warns several times about one slow message (after 4 hours, a day, two days),
-        and that is one temporary bounce, not SOFT_BOUNCE_LIMIT of them.
+        A delay warning is keyed by the message it is about and whom it names, not by its
+        bytes: a relay warns several times about one slow message (after 4 hours, a day, two
+        days), and that is one temporary bounce, not SOFT_BOUNCE_LIMIT of them. The message is
+        the delivery a VERP return path names, else our Message-ID the warning quotes, else the
+        day: without VERP every warning comes back to the one bounce address, and a key of that
+        address and the reader's counted the next issue's slow message as the first's, once
+        forever (review of issue 11).
         """
         values: dict[str, Any] = {
             name: _clean(value) if isinstance(value, str) else value
@@ -136,7 +140,8 @@ class _Maker:
         }
         address = str(values.get("address") or "").lower()
         if delayed:
-            key = hashlib.sha256(f"delayed\0{self.recipient}\0{address}".encode())
+            message = self._delayed_message(values.get("delivery_id"), values.get("message_id"))
+            key = hashlib.sha256(f"delayed\0{self.recipient}\0{address}\0{message}".encode())
         else:
             key = self.base.copy()
             key.update(b"\0" + address.encode())
@@ -148,6 +153,14 @@ class _Maker:
             reason=" ".join(_clean(reason).split())[:REASON_LIMIT],
             **values,
         )
+
+    def _delayed_message(self, delivery_id: Any, message_id: Any) -> str:
+        """What names the message a delay warning is about, for its key (see ``event``)."""
+        if delivery_id is not None:
+            return f"delivery {delivery_id}"
+        if message_id:
+            return f"message {str(message_id).lower()}"
+        return f"day {self.now.date().isoformat()}"
 
 
 def _clean(text: str) -> str:

@@ -20,12 +20,14 @@ from campaigns import control
 from campaigns.models import Campaign
 from campaigns.models import Delivery
 from campaigns.send import message_id
+from inbound.classify import classify
 from inbound.events import MailEvent
 from inbound.events import delivery_of_message_id
 from inbound.events import record
 from inbound.models import MailEventRow
 from issues import store
 from issues.models import Issue
+from mailer import verp
 from subscribers import service
 from subscribers.models import ConsentEvent
 from subscribers.models import Subscriber
@@ -33,6 +35,7 @@ from subscribers.models import Suppression
 from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import ready_seed
 from tests.helpers import SEED
+from tests.inbound_helpers import dsn
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -224,6 +227,38 @@ def test_many_temporary_reports_of_one_message_count_once(app: Flask, db: Sessio
     assert effects == {"soft_counted"}
     assert _subscriber(db, target).status == "active" and _suppressed(db) == {}
     assert db.get(Delivery, target.id).status == "sent"  # type: ignore[union-attr]
+
+
+def test_without_verp_each_slow_message_counts_once_and_others_count_apart(
+    app: Flask, db: Session
+) -> None:
+    """VERP off: every delay warning comes back to the one bounce address. Warnings about the
+    reader's slow message of one issue count once however often the relay warns; those about
+    the next issues' messages count apart, so three slow issues reach SOFT_BOUNCE_LIMIT (review
+    of issue 11; the key was the same for all of them, so only the first ever counted)."""
+    assert not app.config["VERP_ENABLED"]
+    rows = _sent_campaign(app, db)
+    target = rows[3]
+    second, third = _later_copies(db, target, 2)
+    bare = f"{app.config['BOUNCE_LOCAL_PART']}@{verp.bounce_domain(app.config)}"
+    reader = _subscriber(db, target).email
+
+    def warn(delivery: Delivery, hours: int) -> list[str]:
+        report = dsn(reader, bare, status="4.4.1", action="delayed",
+                     diagnostic="smtp; 451 4.4.1 timed out", note=f"after {hours} hours",
+                     message_id=message_id(delivery.id, app.config))  # fmt: skip
+        found = [record(db, app.config, event) for event in classify(report, bare, app.config)]
+        db.commit()
+        return ["again" if result.duplicate else result.effect for result in found]
+
+    assert warn(target, 4) == ["soft_counted"]
+    assert warn(target, 24) == ["again"]
+    assert warn(second, 4) == ["soft_counted"]
+    assert warn(second, 48) == ["again"]
+    assert _subscriber(db, target).status == "active"
+    assert warn(third, 4) == ["suppressed"]
+    assert _subscriber(db, target).status == "bounced"
+    assert set(db.scalars(select(MailEventRow.delivery_id))) == {target.id, second.id, third.id}
 
 
 def test_an_unknown_address_is_unmatched_and_changes_nothing(app: Flask, db: Session) -> None:
