@@ -55,9 +55,11 @@ def init_app(app: Flask) -> None:
 
 
 def _by_kind(db_session: Session, *where: Any) -> dict[str, int]:
+    """Events of each kind that concern a subscriber: a report that matched nobody (a stranger's
+    address, a forged token) is no bounce or complaint of ours, and is counted on its own."""
     rows = db_session.execute(
         select(MailEventRow.kind, func.count(MailEventRow.id))
-        .where(*where)
+        .where(*where, MailEventRow.effect != "unmatched")
         .group_by(MailEventRow.kind)
     )
     return {str(kind): int(count) for kind, count in rows}
@@ -142,12 +144,23 @@ def subscriber_panel(db_session: Session, subscriber_id: int) -> dict[str, Any] 
 
 
 def home_card(db_session: Session) -> dict[str, Any]:
-    """Counts over the last days: addresses blocked, bounces, complaints, mailed unsubscribes."""
+    """Counts over the last days: addresses blocked, bounces, complaints, mailed unsubscribes
+    of subscribers, and apart from them the reports that matched nobody."""
     since = utcnow() - timedelta(days=HOME_DAYS)
-    blocked = db_session.scalar(
-        select(func.count(MailEventRow.id)).where(
-            MailEventRow.recorded_at >= since, MailEventRow.effect == "suppressed"
-        )
+    effects = dict(
+        db_session.execute(
+            select(MailEventRow.effect, func.count(MailEventRow.id))
+            .where(
+                MailEventRow.recorded_at >= since,
+                MailEventRow.effect.in_(("suppressed", "unmatched")),
+            )
+            .group_by(MailEventRow.effect)
+        ).all()
     )
     kinds = _by_kind(db_session, MailEventRow.recorded_at >= since)
-    return {"days": HOME_DAYS, "blocked": int(blocked or 0), "kinds": kinds}
+    return {
+        "days": HOME_DAYS,
+        "blocked": int(effects.get("suppressed", 0)),
+        "unmatched": int(effects.get("unmatched", 0)),
+        "kinds": kinds,
+    }

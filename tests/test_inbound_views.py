@@ -167,6 +167,29 @@ def test_the_editor_home_counts_what_came_back(app: Flask, admin: FlaskClient, d
     assert "通过邮件退订 1 人" in card and "暂时退信 1 封" in card and "最近 30 天" in card
 
 
+def test_the_home_card_counts_reports_that_matched_nobody_apart(
+    app: Flask, admin: FlaskClient, db: Session
+) -> None:
+    """Reports that matched nobody (a stranger's address, a forged Message-ID) are not counted
+    as the subscribers' bounces and complaints; the card says how many there were apart
+    (review of issue 11)."""
+    rows = _small_send_with_trouble(app, db)
+    forged = str(rows[0].message_id).replace("@", "0@")
+    for kind, key, fields in [
+        ("hard_bounce", "stranger", {"address": "nobody@nowhere.example"}),
+        ("hard_bounce", "forged", {"message_id": forged}),
+        ("complaint", "stranger-spam", {"address": "nobody@nowhere.example"}),
+    ]:
+        assert record(db, app.config, _event(kind, key, **fields)).effect == "unmatched"
+    db.commit()
+    card = _text(tidy(admin.get("/editor/").get_data(as_text=True)))
+    assert "2 个地址已屏蔽" in card
+    assert "退信 1 封" in card and "投诉 1 次" in card and "暂时退信 1 封" in card
+    assert "另有 3 条记录没有对应的订阅者，未作处理。" in card
+    english = _text(tidy(admin.get("/editor/?lang=en").get_data(as_text=True)))
+    assert "3 more reports matched no subscriber and changed nothing." in english
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_the_panels_fit_a_phone(
