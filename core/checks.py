@@ -1,6 +1,11 @@
-"""Start-up checks: refuse to run, in one sentence naming the variable, when a service is out of reach."""
+"""Start-up checks: refuse to run, in one sentence naming the variable, when a service is out of
+reach; and warn once in the log, in the same kind of sentence, of what production can run without
+but should not (``gaps``)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 from flask import Flask
@@ -12,6 +17,9 @@ from core import registry
 from core.config import ConfigError
 from core.config import env_name
 from core.config import redact_url
+
+# Set on the app once its start-up warnings are in the log.
+WARNED = "newsletter.start-up warnings"
 
 
 class ServiceDown(ConfigError):
@@ -36,6 +44,22 @@ def check_services(app: Flask) -> None:
             raise ServiceDown(check.__module__.rsplit(".", 1)[-1], str(error)) from None
     check_database(app)
     check_redis(app)
+    # /healthz runs these checks too; the warnings are for the start-up log, once.
+    if not app.extensions.get(WARNED):
+        app.extensions[WARNED] = True
+        for gap in gaps(app.config):
+            app.logger.warning("%s", gap)
+
+
+def gaps(config: Mapping[str, Any]) -> list[str]:
+    """What a production configuration lacks without being unable to run, one sentence each."""
+    found = []
+    if config["ENV"] == "production" and not str(config["POSTAL_ADDRESS"] or "").strip():
+        found.append(
+            f"{env_name('POSTAL_ADDRESS')} is empty: the footer of every email should give the "
+            "association's postal address, as anti-spam laws ask; set it before sending."
+        )
+    return found
 
 
 def check_database(app: Flask) -> None:

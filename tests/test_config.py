@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core import ConfigError
 from core import create_app
+from core.checks import check_services
+from core.checks import gaps
 from core.config import DEFAULTS
 from core.config import markdown_table
 
@@ -152,3 +156,32 @@ def test_request_bodies_over_the_upload_limit_are_refused_early() -> None:
     app = create_app({"SECRET_KEY": "k", "IMPORT_MAX_BYTES": 1000})
     response = app.test_client().post("/editor/login", data={"email": "x" * 200_000})
     assert response.status_code == 413 and "文件太大" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("env", "address", "warned"),
+    [
+        ("production", "", True),
+        ("production", " \n ", True),
+        ("production", "浙江省杭州市西湖区文三路 90 号", False),
+        ("development", "", False),
+    ],
+)
+def test_production_without_a_postal_address_is_a_gap(env: str, address: str, warned: bool) -> None:
+    """Production with no postal address for the footers is named as a gap; otherwise none."""
+    found = gaps({"ENV": env, "POSTAL_ADDRESS": address})
+    assert len(found) == int(warned)
+    assert all(gap.startswith("NEWSLETTER_POSTAL_ADDRESS is empty:") for gap in found)
+
+
+def test_start_up_warns_once_of_an_empty_postal_address(
+    settings: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The start-up check of a production app logs the gap once, not on every /healthz."""
+    app = create_app({**settings, "POSTAL_ADDRESS": ""})
+    with caplog.at_level(logging.WARNING):
+        check_services(app)
+        check_services(app)
+    warnings = [r for r in caplog.records if "NEWSLETTER_POSTAL_ADDRESS" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    app.extensions["db"].kw["bind"].dispose()
