@@ -92,7 +92,8 @@ def test_the_send_report_shows_counts_rates_and_warnings(
     page = tidy(admin.get(f"/editor/campaigns/{rows[0].campaign_id}").get_data(as_text=True))
     panel = _text(_bounces_section(page))
     assert "退信与投诉" in panel
-    assert "已送达 6 位订阅者" in panel
+    # Changed in the review of issue 11: those are subscribers sent to, not confirmed delivered.
+    assert "发送对象 6 位订阅者" in panel and "已送达" not in panel
     assert "退信 1（16.67%）" in panel and "投诉（标记为垃圾邮件） 1（16.67%）" in panel
     assert "暂时退信 1" in panel and "通过邮件退订 1" in panel and "自动回复 1" in panel
     assert "有 16.67% 把邮件标记为垃圾邮件，超过了 Gmail 和 Yahoo 能接受的 0.3%。" in panel
@@ -105,6 +106,7 @@ def test_the_send_report_shows_counts_rates_and_warnings(
         )
     )
     assert "Bounces and complaints" in english and "1 (16.67%)" in english
+    assert "Sent to 6 subscribers" in english and "reached" not in english.lower()
     assert "more than the 0.3% Gmail and Yahoo accept" in english
     assert "more than the 2% mailbox providers accept" in english
 
