@@ -33,6 +33,8 @@ CATALOGUES = (
     ("inbound/babel.cfg", "inbound/translations"),
 )
 LANG_COOKIE = "lang"
+# A Chinese sentence ends in one of these; the next one follows without a space.
+FULL_WIDTH_ENDS = ("。", "！", "？")
 
 babel = Babel()
 
@@ -105,6 +107,15 @@ def _remember_choice(response):  # type: ignore[no-untyped-def]
 def _static(endpoint: str | None) -> bool:
     # The app's static files ("static") and any blueprint's ("name.static").
     return endpoint is not None and endpoint.rsplit(".", 1)[-1] == "static"
+
+
+def sentences(*parts: str) -> str:
+    """Sentences as one text: after a Chinese sentence's full stop the next follows directly
+    ("已屏蔽 1 个地址。另有 1 位无需更改。"), after an English one with a space."""
+    text = ""
+    for part in filter(None, parts):
+        text += part if not text or text.endswith(FULL_WIDTH_ENDS) else " " + part
+    return text
 
 
 @cache

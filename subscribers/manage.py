@@ -20,6 +20,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from core import db
+from core.i18n import sentences
 from core.views import safe_next
 from subscribers import csvfile
 from subscribers import service
@@ -136,7 +137,9 @@ def bulk() -> Response | BaseResponse:
         message = ngettext("%(num)d address blocked.", "%(num)d addresses blocked.", done)
     left = len(ids) - done
     if left:
-        message += " " + ngettext("%(num)d needed no change.", "%(num)d needed no change.", left)
+        message = sentences(
+            message, ngettext("%(num)d needed no change.", "%(num)d needed no change.", left)
+        )
     flash(message, "info")
     return back
 

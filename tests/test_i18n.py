@@ -11,6 +11,7 @@ from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 
 from core.i18n import CATALOGUES
+from core.i18n import sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {
@@ -61,3 +62,15 @@ def test_pages_are_chinese_by_default_and_english_on_request(client: FlaskClient
     english = client.get("/editor/login?lang=en")
     assert "Editor login" in english.get_data(as_text=True)
     assert "Editor login" in client.get("/editor/login").get_data(as_text=True)
+
+
+def test_sentences_join_as_each_language_writes() -> None:
+    """Chinese sentences follow each other directly; English ones take one space."""
+    assert (
+        sentences("已退订 2 位订阅者。", "另有 1 位无需更改。")
+        == "已退订 2 位订阅者。另有 1 位无需更改。"
+    )
+    assert sentences("2 subscribers unsubscribed.", "1 needed no change.") == (
+        "2 subscribers unsubscribed. 1 needed no change."
+    )
+    assert sentences("真的吗？", "", "是的！", "Yes.") == "真的吗？是的！Yes."

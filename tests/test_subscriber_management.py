@@ -319,6 +319,27 @@ def test_bulk_unsubscribe_and_block_are_all_or_nothing(client: FlaskClient, db: 
     assert "另有 1 位无需更改。" in client.get(LIST).get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("zh", "已屏蔽 1 个地址。另有 1 位无需更改。"),
+        ("en", "1 address blocked. 1 needed no change."),
+    ],
+)
+def test_a_bulk_message_of_two_sentences_reads_as_the_language_writes(
+    client: FlaskClient, db: Session, lang: str, message: str
+) -> None:
+    """Blocking one new and one blocked address: Chinese sentences run on, English take a space."""
+    _admin(client, db)
+    first = add_subscriber(db, "b1@example.com")
+    second = add_subscriber(db, "b2@example.com")
+    _bulk(client, "block", [first.id])
+    client.get(LIST)
+    client.get(LIST + f"?lang={lang}")
+    _bulk(client, "block", [first.id, second.id])
+    assert message in text_of(client.get(LIST).get_data(as_text=True))
+
+
 def test_bulk_export_of_a_selection(client: FlaskClient, db: Session) -> None:
     """Export writes the selected subscribers only, as CSV, and changes nothing."""
     _admin(client, db)
