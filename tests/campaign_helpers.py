@@ -9,10 +9,13 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import redis as redis_lib
 from flask import Flask
 from sqlalchemy import func
 from sqlalchemy import select
@@ -89,6 +92,25 @@ def add_bystanders(db: Session, config: Any) -> list[str]:
         db.add(Suppression(email_hash=reader.email_hash, reason="manual"))
     db.commit()
     return [reader.email for reader in left + pending + blocked]
+
+
+@contextmanager
+def on_own_broker(
+    settings: dict[str, Any], database: int, **overrides: Any
+) -> Iterator[tuple[Flask, dict[str, Any]]]:
+    """An app and settings on Redis database ``database`` of their own (emptied), so that only
+    the workers a test starts with these settings take its tasks, not the session's worker
+    (which runs with the default settings and would send some of the campaign its way)."""
+    from core import create_app
+
+    broker = settings["REDIS_URL"].rsplit("/", 1)[0] + f"/{database}"
+    redis_lib.Redis.from_url(broker).flushdb()
+    mine = {**settings, "REDIS_URL": broker, **overrides}
+    application = create_app({**mine, "TESTING": True})
+    try:
+        yield application, mine
+    finally:
+        application.extensions["db"].kw["bind"].dispose()
 
 
 def send_now(app: Flask, db: Session, issue_id: int, **options: Any) -> int:

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign
 from campaigns.models import Delivery
-from core import create_app
 from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import kill_worker
 from tests.campaign_helpers import ledger
+from tests.campaign_helpers import on_own_broker
 from tests.campaign_helpers import ready_seed
 from tests.campaign_helpers import send_now
 from tests.campaign_helpers import start_worker
@@ -40,12 +40,8 @@ RECORD_EVERY = 10
 def own_broker(settings: dict[str, Any], app: Flask) -> Iterator[tuple[Flask, dict[str, Any]]]:
     """An app and settings on a Redis database of their own, so that only this test's
     workers (not the session's) take its tasks."""
-    broker = settings["REDIS_URL"].rsplit("/", 1)[0] + "/12"
-    redis_lib.Redis.from_url(broker).flushdb()
-    mine = {**settings, "REDIS_URL": broker, "SEND_RECORD_EVERY": RECORD_EVERY}
-    application = create_app({**mine, "TESTING": True})
-    yield application, mine
-    application.extensions["db"].kw["bind"].dispose()
+    with on_own_broker(settings, 12, SEND_RECORD_EVERY=RECORD_EVERY) as own:
+        yield own
 
 
 def _sink_count(sink: SmtpSink) -> int:

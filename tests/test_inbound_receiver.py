@@ -4,6 +4,7 @@ bounces of a real campaign, mailed unsubscribes, refused recipients, limits, a d
 from __future__ import annotations
 
 import dataclasses
+import re
 import smtplib
 import socket
 import uuid
@@ -34,6 +35,7 @@ from subscribers.models import Suppression
 from subscribers.service import email_hash
 from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import kill_worker
+from tests.campaign_helpers import on_own_broker
 from tests.campaign_helpers import ready_seed
 from tests.campaign_helpers import received
 from tests.campaign_helpers import send_now
@@ -126,9 +128,24 @@ def test_bounces_of_a_campaign_mark_deliveries_and_readers_and_the_next_issue_sk
     the addresses, a temporary one only counts, and the next issue does not mail the two."""
     issue = ready_seed(app, db)
     readers = add_readers(db, 6, app.config)
-    worker = start_worker(settings, tmp_path / "worker.log", beat=False, **VERP)
+    with on_own_broker(settings, 11, **VERP) as (own_app, own_settings):
+        _bounce_and_send_again(own_app, own_settings, db, issue.id, readers, smtp_sink, receiver,
+                               tmp_path)  # fmt: skip
+
+
+def _bounce_and_send_again(
+    app: Flask,
+    settings: dict[str, Any],
+    db: Session,
+    issue_id: int,
+    readers: list[Subscriber],
+    smtp_sink: SmtpSink,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    worker = start_worker(settings, tmp_path / "worker.log", beat=False)
     try:
-        campaign_id = send_now(app, db, issue.id)
+        campaign_id = send_now(app, db, issue_id)
         wait_for_status(db, campaign_id, "done", timeout=120)
         senders = {rcpts[0].lower(): sender for sender, rcpts, _ in smtp_sink.messages}
         gone, also_gone, slow = readers[0].email, readers[1].email, readers[2].email
@@ -300,6 +317,24 @@ def test_the_compose_service_runs_the_receiver_command() -> None:
     assert "serve" in group.commands  # type: ignore[attr-defined]
     names = {key.removeprefix("NEWSLETTER_") for key in service["environment"]}
     assert names <= set(DEFAULTS)
+
+
+def _published(mapping: str, environment: dict[str, str]) -> str:
+    """A compose port mapping as Compose reads it: each ${NAME:-default} from ``environment``."""
+    return re.sub(
+        r"\$\{(\w+):-([^}]*)\}",
+        lambda found: environment.get(found.group(1)) or found.group(2),
+        mapping,
+    )
+
+
+def test_the_compose_receiver_listens_on_loopback_unless_told() -> None:
+    """The inbound service publishes its port on 127.0.0.1 by default, so a fresh stack is not
+    an SMTP server open to the internet; INBOUND_BIND opens it for an MX (review of issue 11)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    (mapping,) = compose["services"]["inbound"]["ports"]
+    assert _published(str(mapping), {}) == "127.0.0.1:2525:2525"
+    assert _published(str(mapping), {"INBOUND_BIND": "0.0.0.0"}) == "0.0.0.0:2525:2525"
 
 
 def test_a_relay_warning_again_about_one_slow_message_counts_once(
