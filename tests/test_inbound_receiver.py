@@ -334,7 +334,7 @@ def test_the_compose_receiver_listens_on_loopback_unless_told() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     (mapping,) = compose["services"]["inbound"]["ports"]
     assert _published(str(mapping), {}) == "127.0.0.1:2525:2525"
-    assert _published(str(mapping), {"INBOUND_BIND": "0.0.0.0"}) == "0.0.0.0:2525:2525"
+    assert _published(str(mapping), {"INBOUND_BIND": "192.0.2.25"}) == "192.0.2.25:2525:2525"
 
 
 def test_a_relay_warning_again_about_one_slow_message_counts_once(
