@@ -225,16 +225,25 @@ def _form_errors(form: Any) -> None:
             flash(str(error), "error")
 
 
-@bp.post(f"/{SUBSCRIBER}/member")
-def member(subscriber_id: int) -> BaseResponse:
-    subscriber = _subscriber_or_404(subscriber_id)
-    form = MemberForm()
+def _refused(subscriber: Subscriber, form: Any) -> BaseResponse | None:
+    """Back to the subscriber, saying why, when the form must not change them: their data is
+    erased, or the form is not valid. None when the change may go ahead."""
     if subscriber.erased_at is not None:
         flash(_("This subscriber's data is already erased."), "info")
         return _back(subscriber)
     if not form.validate_on_submit():
         _form_errors(form)
         return _back(subscriber)
+    return None
+
+
+@bp.post(f"/{SUBSCRIBER}/member")
+def member(subscriber_id: int) -> BaseResponse:
+    subscriber = _subscriber_or_404(subscriber_id)
+    form = MemberForm()
+    refused = _refused(subscriber, form)
+    if refused is not None:
+        return refused
     with db.transaction() as db_session:
         changes = service.set_member(
             db_session, subscriber, form.member.data, form.organisation.data, _editor_consent()

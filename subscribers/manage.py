@@ -27,7 +27,7 @@ from subscribers import service
 from subscribers.admin import SUBSCRIBER
 from subscribers.admin import _back
 from subscribers.admin import _editor_consent
-from subscribers.admin import _form_errors
+from subscribers.admin import _refused
 from subscribers.admin import _subscriber_or_404
 from subscribers.admin import bp
 from subscribers.admin import export_name
@@ -63,12 +63,9 @@ def edit_form(subscriber: Subscriber) -> EditForm:
 def edit(subscriber_id: int) -> BaseResponse:
     subscriber = _subscriber_or_404(subscriber_id)
     form = EditForm()
-    if subscriber.erased_at is not None:
-        flash(_("This subscriber's data is already erased."), "info")
-        return _back(subscriber)
-    if not form.validate_on_submit():
-        _form_errors(form)
-        return _back(subscriber)
+    refused = _refused(subscriber, form)
+    if refused is not None:
+        return refused
     values: dict[str, Any] = {
         "name": form.name.data or None,
         "topics": tuple(form.topics.data or ()),

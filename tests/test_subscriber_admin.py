@@ -193,6 +193,21 @@ def test_an_erased_subscriber_gets_no_personal_data_back(client: FlaskClient, db
     assert [e.action for e in db.scalars(select(ConsentEvent))] == ["erase"]
 
 
+def test_an_erased_subscriber_cannot_be_edited_either(client: FlaskClient, db: Session) -> None:
+    """After an erase the edit form, like the member form, says so and stores no name again."""
+    _admin(client, db)
+    subscriber = add_subscriber(db, "gone@example.com", name="王芳")
+    _post(client, subscriber, "erase", block="y", sure="y")
+    form = {"name": "李四", "topics": ["policy"], "format": "full", "language": "zh"}
+    for action, data in (("edit", form), ("member", {"member": "y", "organisation": "新单位"})):
+        page = _post(client, subscriber, action, **data)
+        assert "该订阅者的个人数据已被删除。" in page, action
+    db.expire_all()
+    row = db.get(Subscriber, subscriber.id)
+    assert row is not None and row.name is None and row.organisation is None
+    assert [e.action for e in db.scalars(select(ConsentEvent))] == ["erase"]
+
+
 def test_every_editor_action_needs_the_csrf_token(client: FlaskClient, db: Session) -> None:
     """Each POST of the subscriber pages without its CSRF token is refused and changes nothing."""
     _admin(client, db)
