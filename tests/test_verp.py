@@ -16,13 +16,11 @@ from typing import Any
 
 import dkim
 import pytest
-import redis as redis_lib
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.models import Delivery
-from core import create_app
 from core.config import ConfigError
 from core.config import check
 from inbound.events import MailEvent
@@ -37,6 +35,7 @@ from mailer.segments import make_segment
 from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import kill_worker
 from tests.campaign_helpers import ledger
+from tests.campaign_helpers import on_own_broker
 from tests.campaign_helpers import ready_seed
 from tests.campaign_helpers import send_now
 from tests.campaign_helpers import start_worker
@@ -65,12 +64,8 @@ SETTINGS = {
 def verp_app(settings: dict[str, Any], app: Flask) -> Iterator[tuple[Flask, dict[str, Any]]]:
     """An app and settings with VERP on, on a Redis database of their own, so that only this
     test's worker (not the session's, which has VERP off) takes its tasks."""
-    broker = settings["REDIS_URL"].rsplit("/", 1)[0] + "/11"
-    redis_lib.Redis.from_url(broker).flushdb()
-    mine = {**settings, "REDIS_URL": broker, "VERP_ENABLED": True}
-    application = create_app({**mine, "TESTING": True})
-    yield application, mine
-    application.extensions["db"].kw["bind"].dispose()
+    with on_own_broker(settings, 11, VERP_ENABLED=True) as own:
+        yield own
 
 
 def test_a_campaign_sends_each_delivery_from_its_own_return_path(
