@@ -10,8 +10,10 @@ report delivered twice counts once.
 
 Limits: ``INBOUND_MAX_BYTES`` per message (552 above it; the report parts are read from its first
 megabyte only), ``INBOUND_MESSAGES_PER_MINUTE`` from one client address (451, try later) and
-``INBOUND_CONNECTIONS_PER_CLIENT`` connections held open by one address (421). Bad mail of any
-shape is logged and answered 250 with nothing changed; the server itself never stops on it.
+``INBOUND_CONNECTIONS_PER_CLIENT`` connections held open by one address (421), and
+``CONNECTIONS`` held open in all (421): many addresses (an IPv6 network has plenty) each under
+their own limit must not use up the process's sockets. Bad mail of any shape is logged and
+answered 250 with nothing changed; the server itself never stops on it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 # Recipients one message may name: a report comes to one address; more is someone else's mail.
 MAX_RECIPIENTS = 20
 LIMITS = ("INBOUND_MAX_BYTES", "INBOUND_MESSAGES_PER_MINUTE", "INBOUND_CONNECTIONS_PER_CLIENT")
+# Connections held open from all clients together: a relay or two need a handful each.
+CONNECTIONS = 200
 
 
 def is_ours(config: Mapping[str, Any], address: str) -> bool:
@@ -62,24 +66,32 @@ def is_ours(config: Mapping[str, Any], address: str) -> bool:
 
 
 class RateLimit:
-    """Messages per client address within a sliding minute, and connections held open."""
+    """Messages per client address within a sliding minute, and connections held open by
+    each address and by all of them."""
 
-    def __init__(self, per_minute: int, connections: int) -> None:
+    def __init__(self, per_minute: int, connections: int, total: int = CONNECTIONS) -> None:
         self.per_minute = per_minute
         self.connections = connections
+        self.total = total
         self.sent: defaultdict[str, deque[float]] = defaultdict(deque)
         self.open: defaultdict[str, int] = defaultdict(int)
+        self.held = 0
         self.lock = threading.Lock()
 
-    def connect(self, client: str) -> bool:
+    def connect(self, client: str) -> str | None:
+        """None when the client may connect (it is counted); else the 421 reply saying why not."""
         with self.lock:
+            if self.held >= self.total:
+                return "421 4.7.0 Too many connections, try again later"
             if self.open[client] >= self.connections:
-                return False
+                return "421 4.7.0 Too many connections from your address"
             self.open[client] += 1
-            return True
+            self.held += 1
+            return None
 
     def disconnect(self, client: str) -> None:
         with self.lock:
+            self.held -= 1
             self.open[client] -= 1
             if self.open[client] <= 0:
                 del self.open[client]
@@ -168,7 +180,7 @@ def _client(session: Any) -> str:
 
 
 class _Counted:
-    """A session that refuses a client holding too many connections open (SMTP and LMTP)."""
+    """A session that refuses a connection past either connection limit (SMTP and LMTP)."""
 
     limit: RateLimit
     counted: str | None = None
@@ -176,10 +188,11 @@ class _Counted:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        if self.counted is None and not self.limit.connect(client):
-            log.warning("inbound: %s holds too many connections, refused", client)
+        refusal = self.limit.connect(client) if self.counted is None else None
+        if refusal is not None:
+            log.warning("inbound: connection from %s refused: %s", client, refusal)
             if isinstance(transport, asyncio.WriteTransport):
-                transport.write(b"421 4.7.0 Too many connections from your address\r\n")
+                transport.write(refusal.encode("ascii") + b"\r\n")
             transport.close()
             return
         self.counted = client
@@ -219,16 +232,21 @@ class InboundController(Controller):
         return session(self.inbound, **self.SMTP_kwargs)
 
 
-def controller(app: Flask, host: str, port: int, lmtp: bool = False) -> InboundController:
-    """A receiver for ``app`` on host:port (LMTP with ``lmtp``), not yet started; ValueError naming a limit that is
-    not a positive whole number."""
+def controller(
+    app: Flask, host: str, port: int, lmtp: bool = False, connections: int = CONNECTIONS
+) -> InboundController:
+    """A receiver for ``app`` on host:port (LMTP with ``lmtp``), holding at most
+    ``connections`` open, not yet started; ValueError naming a limit that is not a positive
+    whole number."""
     config = app.config
     for key in LIMITS:
         value = config[key]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"NEWSLETTER_{key} must be a positive whole number, not {value!r}.")
     limit = RateLimit(
-        int(config["INBOUND_MESSAGES_PER_MINUTE"]), int(config["INBOUND_CONNECTIONS_PER_CLIENT"])
+        int(config["INBOUND_MESSAGES_PER_MINUTE"]),
+        int(config["INBOUND_CONNECTIONS_PER_CLIENT"]),
+        connections,
     )
     return InboundController(
         InboundHandler(app, limit, lmtp),

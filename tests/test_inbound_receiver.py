@@ -7,6 +7,7 @@ import dataclasses
 import re
 import smtplib
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,10 +76,10 @@ def receiver(receiver_process: Receiver, app: Flask) -> Receiver:
 _servers: list[Any] = []
 
 
-def _in_process(app: Flask, lmtp: bool = False) -> int:
+def _in_process(app: Flask, lmtp: bool = False, **options: Any) -> int:
     """The receiver in this process (aiosmtpd's Controller) for the app; its port."""
     port = free_port()
-    server = receiver_module.controller(app, "127.0.0.1", port, lmtp)
+    server = receiver_module.controller(app, "127.0.0.1", port, lmtp, **options)
     server.start()
     _servers.append(server)
     return port
@@ -245,6 +246,42 @@ def test_a_client_over_the_message_rate_or_connection_limit_is_told_to_wait(app:
             with pytest.raises(smtplib.SMTPConnectError) as refused:
                 smtplib.SMTP("127.0.0.1", limited, timeout=10)
             assert refused.value.smtp_code == 421
+        finally:
+            for client in held:
+                client.close()
+    finally:
+        _servers.pop().stop()
+
+
+def test_connections_past_the_receivers_own_limit_are_told_to_wait(app: Flask) -> None:
+    """Clients each under INBOUND_CONNECTIONS_PER_CLIENT (from 127.0.0.1, .2 and .3) together
+    past the receiver's connection limit: the next one is closed with 421, and a connection
+    closed frees its place (review of issue 11)."""
+    app.config.update(INBOUND_CONNECTIONS_PER_CLIENT=2)
+    limited = _in_process(app, connections=3)
+
+    def connect(source: str) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", limited, timeout=10, source_address=(source, 0))
+
+    try:
+        held = [connect("127.0.0.1"), connect("127.0.0.1"), connect("127.0.0.2")]
+        try:
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                connect("127.0.0.3")
+            assert refused.value.smtp_code == 421
+            assert b"try again later" in refused.value.smtp_error
+            held.pop().quit()
+            # The receiver counts the closed connection out as it notices it, a moment later.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    late = connect("127.0.0.3")
+                    break
+                except smtplib.SMTPConnectError:
+                    assert time.monotonic() < deadline, "the closed connection's place stayed taken"
+                    time.sleep(0.05)
+            assert late.noop()[0] == 250
+            late.quit()
         finally:
             for client in held:
                 client.close()
