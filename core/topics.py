@@ -9,6 +9,7 @@ the configuration is shown by its key until it gets a label here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterable
 
 from core.i18n import N_
 
@@ -23,6 +24,13 @@ DESCRIPTIONS = {
 def label(key: str, gettext: Callable[[str], str]) -> str:
     """The topic's name through ``gettext``; an unknown key is shown as it is."""
     return gettext(LABELS[key]) if key in LABELS else key
+
+
+def in_order(keys: Iterable[str], configured: Iterable[str]) -> list[str]:
+    """The keys in the one order readers see everywhere, that of ``NEWSLETTER_TOPICS``
+    (政策、企业、数据 by default); keys no longer configured come last, as they were."""
+    order = list(configured)
+    return sorted(keys, key=lambda key: order.index(key) if key in order else len(order))
 
 
 def description(key: str, gettext: Callable[[str], str]) -> str:

@@ -138,7 +138,7 @@ def issue(number: int) -> str:
         public=found.status in PUBLIC_STATUSES,
         line=issue_line(found.number, found.period, _locale()),
         parts=numbered(found),
-        labels=topic_labels(_locale()),
+        labels=topic_labels(_locale(), current_app.config["TOPICS"]),
         description=_issue_description(found),
     )
 
@@ -159,7 +159,7 @@ def article(number: int, article: int) -> str:
         entry=entry,
         previous=article - 1 if article > 1 else None,
         next=article + 1 if article < total else None,
-        labels=topic_labels(_locale()),
+        labels=topic_labels(_locale(), current_app.config["TOPICS"]),
         runs=runs,
         description=_article_description(entry.article),
     )

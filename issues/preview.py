@@ -131,10 +131,8 @@ def _issue(number: int) -> Issue:
 
 
 def _row(issue: Issue, segment: Segment) -> Row:
-    # Keys are sorted by name in a segment; people read them in the configured order.
-    order = list(current_app.config["TOPICS"])
-    keys = sorted(segment.topics, key=lambda key: order.index(key) if key in order else len(order))
-    topics = topic_names(keys, str(get_locale() or "zh"))
+    # Keys are sorted by name in a segment; topic_names puts them in the configured order.
+    topics = topic_names(segment.topics, str(get_locale() or "zh"), current_app.config["TOPICS"])
     found = rendered(issue, segment)
     if isinstance(found, str):
         return Row(segment, topics, None, found)

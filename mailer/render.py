@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -104,18 +105,19 @@ def inline_css(html: str) -> str:
 # --- Words that depend on the language ----------------------------------------------------
 
 
-def topic_labels(locale: str) -> dict[str, str]:
-    """The name readers see for each topic key (an unknown key is shown as it is)."""
+def topic_labels(locale: str, configured: Iterable[str]) -> dict[str, str]:
+    """The name readers see for each configured topic key, in the configured order (a key
+    without a label is shown as it is)."""
     gettext = i18n.translations(locale).gettext
-    return {key: topics.label(key, gettext) for key in topics.LABELS}
+    return {key: topics.label(key, gettext) for key in configured}
 
 
-def topic_names(topics: tuple[str, ...] | list[str], locale: str) -> str:
-    """The topics' names in the one order readers see everywhere (政策、企业、数据)."""
-    labels = topic_labels(locale)
-    order = list(labels)
-    ranked = sorted(topics, key=lambda key: order.index(key) if key in order else len(order))
-    return ("、" if locale == "zh" else ", ").join(labels.get(topic, topic) for topic in ranked)
+def topic_names(keys: Iterable[str], locale: str, configured: Iterable[str]) -> str:
+    """The topics' names in the one order readers see everywhere, that of NEWSLETTER_TOPICS
+    (政策、企业、数据 by default), joined as the language lists things."""
+    gettext = i18n.translations(locale).gettext
+    ranked = topics.in_order(keys, configured)
+    return gettext(", ").join(topics.label(key, gettext) for key in ranked)
 
 
 def period_label(period: str | None, locale: str) -> str:
@@ -347,7 +349,7 @@ def _render(
         "subject": title,
         "parts": views,
         "format": segment.format,
-        "topics": topic_names(segment.topics, segment.locale),
+        "topics": topic_names(segment.topics, segment.locale, config["TOPICS"]),
         "preheader": " · ".join(view.title for _, items in views for view in items[:1])[:140],
         "sender": config["MAIL_FROM_NAME"],
         "organisation": config.get("ORGANISATION_NAME") or config["MAIL_FROM_NAME"],

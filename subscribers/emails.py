@@ -115,8 +115,6 @@ def build_welcome(
     """After confirming: what the reader will get, their preferences link and, once an issue
     has been sent, a link to the latest one (asked of the registry: campaigns sits above)."""
     subscriber = _subscriber(db_session, message)
-    order = list(config["TOPICS"])
-    chosen = sorted(subscriber.topics, key=lambda key: order.index(key) if key in order else 99)
     latest = registry.latest_issue(
         current_app, db_session, tuple(subscriber.topics), subscriber.format, message.locale
     )
@@ -126,7 +124,7 @@ def build_welcome(
         subscriber,
         message,
         config,
-        topics=topic_names(chosen, message.locale),
+        topics=topic_names(subscriber.topics, message.locale, config["TOPICS"]),
         digest=subscriber.format == "digest",
         latest=latest,
         preferences_url=links.preferences_url(subscriber),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app
@@ -46,6 +47,13 @@ def topic_keys() -> list[str]:
 
 def topic_label(key: str) -> Any:
     return LazyString(core_topics.label, key, gettext)
+
+
+def topic_list(keys: Iterable[str]) -> str:
+    """The topics' names in the configured order, joined as the page's language lists things
+    (政策、数据 / Policy, Data); "none" for no topic."""
+    ordered = core_topics.in_order(keys, topic_keys())
+    return str(gettext(", ").join(str(topic_label(key)) for key in ordered) or gettext("none"))
 
 
 def topic_choices() -> list[tuple[str, Any]]:

@@ -287,13 +287,8 @@ def flash_saved(changes: dict[str, Any]) -> None:
 def describe_changes(changes: dict[str, Any]) -> list[str]:
     """One phrase per changed field, in the reader's language."""
 
-    def topic_list(keys: list[str]) -> str:
-        order = topics.topic_keys()
-        ordered = sorted(keys, key=lambda key: order.index(key) if key in order else len(order))
-        return str(_(", ")).join(str(topics.topic_label(key)) for key in ordered) or _("none")
-
     shown = {
-        "topics": (_("Topics"), topic_list),
+        "topics": (_("Topics"), topics.topic_list),
         "format": (_("Format"), lambda key: str(topics.FORMAT_LABELS[key][0])),
         "locale": (_("Language"), lambda key: topics.LANGUAGE_LABELS[key]),
         "name": (_("Name"), lambda value: value or _("(none)")),
