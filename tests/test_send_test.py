@@ -38,7 +38,7 @@ def test_send_test_delivers_through_the_worker(
     assert "测试邮件" in str(email["Subject"])
     html = email.get_body(("html",)).get_content()
     text = email.get_body(("plain",)).get_content()
-    assert "Redis" in text and "<table" in html
+    assert "经发送服务送到您的邮件服务器" in text and "<table" in html
 
 
 def test_refused_recipient_is_recorded_as_failed(

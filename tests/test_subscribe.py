@@ -199,7 +199,7 @@ def test_check_inbox_page_is_identical_in_every_state(
     sent_to(smtp_sink, "pending@example.com")
     sent_to(smtp_sink, "left@example.com")
     [already] = sent_to(smtp_sink, "active@example.com")
-    assert "订阅偏好的链接" in str(already["Subject"])
+    assert str(already["Subject"]) == "您的订阅设置链接"
     kinds = dict(db.execute(select(OutboxMessage.to_address, OutboxMessage.kind)).all())
     assert kinds == {
         "new@example.com": "confirm",
