@@ -32,6 +32,7 @@ from core.forms import CodeForm
 from core.forms import EnrolForm
 from core.forms import PasswordChangeForm
 from core.forms import PasswordCheckForm
+from core.i18n import sentences
 from core.security import limiter
 from core.views import safe_next
 
@@ -92,7 +93,7 @@ def _tell_recovery(proof: totp.Proof) -> None:
         return
     message = _("You used a recovery code; %(count)d left.", count=proof.recovery_left)
     if proof.recovery_left <= 3:
-        message += " " + _("Make new ones on the two-factor page.")
+        message = sentences(message, _("Make new ones on the two-factor page."))
     flash(message, "info")
 
 

@@ -89,6 +89,22 @@ def test_a_recovery_code_works_once(app: Flask, client: FlaskClient, db: Session
     assert second.get("/editor/").status_code == 302
 
 
+def test_the_last_recovery_codes_come_with_advice_in_one_chinese_text(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """With three recovery codes left the message also says to make new ones; its two Chinese
+    sentences follow each other without a space (COPY_zh rule 7)."""
+    make_editor(db)
+    log_in(client)
+    _secret, codes = _enrol(client)
+    for code in codes[: len(codes) - 3]:
+        browser = app.test_client()
+        _password_step(browser)
+        assert _code_step(browser, code) == 302
+    page = browser.get("/editor/").get_data(as_text=True)
+    assert "您用了一个恢复码，还剩 3 个。请到两步验证页面生成新的恢复码。" in page
+
+
 def test_an_admin_requiring_two_factor_forces_enrolment(
     app: Flask, client: FlaskClient, db: Session
 ) -> None:
