@@ -326,6 +326,8 @@ def test_an_import_that_cannot_reach_the_queue_goes_back_to_preview(
         data={"csrf_token": token},
         follow_redirects=True,
     )
-    assert page.status_code == 200 and "导入没能开始：后台服务暂时连不上。" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "导入没能开始：后台服务暂时连不上。" in page.get_data(
+        as_text=True
+    )
     db.expire_all()
     assert db.get(ImportJob, job.id).status == "preview"  # type: ignore[union-attr]
