@@ -4,7 +4,6 @@ suppression list, once per (source, key), and what the next campaign then leaves
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -32,31 +31,17 @@ from subscribers import service
 from subscribers.models import ConsentEvent
 from subscribers.models import Subscriber
 from subscribers.models import Suppression
-from tests.campaign_helpers import add_readers
-from tests.campaign_helpers import ready_seed
 from tests.helpers import SEED
 from tests.inbound_helpers import dsn
+from tests.webhook_helpers import SENT_AT
+from tests.webhook_helpers import sent_campaign
 
-NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+NOW = SENT_AT  # when sent_campaign marks the deliveries sent
 
 
 def _sent_campaign(app: Flask, db: Session, readers: int = 6) -> list[Delivery]:
     """A campaign of the seed issue planned for ``readers`` readers and marked sent."""
-    issue = ready_seed(app, db)
-    add_readers(db, readers, app.config)
-    with app.app_context():
-        editor = control.Editor("editor@newsletter.test", is_admin=True)
-        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
-        db.commit()
-        control.start(db, campaign.id, None, app.config)
-        db.commit()
-    db.execute(update(Delivery).values(status="sent", sent_at=NOW))
-    db.commit()
-    rows = list(db.scalars(select(Delivery).order_by(Delivery.id)))
-    for row in rows:
-        row.message_id = message_id(row.id, app.config)
-    db.commit()
-    return rows
+    return sent_campaign(app, db, readers)
 
 
 def _later_copies(db: Session, row: Delivery, count: int, days: int = 1) -> list[Delivery]:
