@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Literal
 from typing import NotRequired
 from typing import TypedDict
+from urllib.parse import quote
 
 from markupsafe import Markup
 from markupsafe import escape
@@ -91,30 +92,48 @@ def plain_text(blocks: list[Block]) -> str:
 
 
 # A run of Latin letters, digits and punctuation without a space: a long word or a URL. Gmail,
-# Outlook.com and Yahoo ignore overflow-wrap, so such a run would widen the email; a zero-width
-# space every BREAK_EVERY characters gives every client a place to break it (it shows nothing).
+# Outlook.com and Yahoo ignore overflow-wrap, so such a run would widen the email; a break point
+# every BREAK_EVERY characters gives every client a place to break it (it shows nothing). In a
+# word it is a zero-width space; in an email or web address, which readers copy, it is a <wbr>
+# element, because a copied zero-width space would stay inside the address and break it.
 LONG_RUN = 24
 BREAK_EVERY = 12
 ZERO_WIDTH_SPACE = "\u200b"
+WORD_BREAK = Markup("<wbr>")
 _LONG_RUN = re.compile(
     rf"[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]{{{LONG_RUN},}}"
 )
+_ADDRESS = re.compile(r"@|://")
 
 
 def breakable(text: str) -> Markup:
     """``text`` escaped for HTML, with a break opportunity inside every long unbroken run."""
+    text = str(text)
+    pieces: list[Markup] = []
+    position = 0
+    for match in _LONG_RUN.finditer(text):
+        pieces.append(escape(text[position : match.start()]))
+        pieces.append(_broken(match.group(0)))
+        position = match.end()
+    pieces.append(escape(text[position:]))
+    return Markup("").join(pieces)
 
-    def split(match: re.Match[str]) -> str:
-        run = match.group(0)
-        pieces = [run[start : start + BREAK_EVERY] for start in range(0, len(run), BREAK_EVERY)]
-        return ZERO_WIDTH_SPACE.join(pieces)
 
-    return escape(_LONG_RUN.sub(split, str(text)))
+def _broken(run: str) -> Markup:
+    """One long run, escaped, with a break point every BREAK_EVERY characters."""
+    chunks = [escape(run[start : start + BREAK_EVERY]) for start in range(0, len(run), BREAK_EVERY)]
+    mark = WORD_BREAK if _ADDRESS.search(run) else escape(ZERO_WIDTH_SPACE)
+    return mark.join(chunks)
 
 
 # A web address in running text. Clients link such text themselves, but only up to the first
-# break point, so the email links it whole itself and breaks only the shown text.
-_URL = re.compile(r"https?://[^\s\u2e80-\u9fff\uff00-\uffef<>\"']+")
+# break point, so the email links it whole itself and breaks only the shown text. The host is
+# Latin; the path may hold Chinese characters (https://example.org/新闻/2023) and ends at a
+# space, at Chinese or full-width punctuation, or at a quote, as linkifiers read it.
+_URL = re.compile(
+    r"https?://[^\s/?#\u2e80-\u9fff\uff00-\uffef<>\"']+"
+    r"(?:[/?#][^\s\u2000-\u206f\u3000-\u303f\uff00-\uffef<>\"']*)?"
+)
 
 
 def linked(text: str) -> Markup:
@@ -126,7 +145,13 @@ def linked(text: str) -> Markup:
         if url.endswith("//"):  # a scheme and nothing after it
             continue
         pieces.append(breakable(text[position : match.start()]))
-        pieces.append(Markup('<a href="{}">{}</a>').format(url, breakable(url)))
+        pieces.append(Markup('<a href="{}">{}</a>').format(_ascii(url), breakable(url)))
         position = match.start() + len(url)
     pieces.append(breakable(text[position:]))
     return Markup("").join(pieces)
+
+
+def _ascii(url: str) -> str:
+    """``url`` with its non-ASCII characters percent-encoded (UTF-8), as a link target every
+    client reads the same way."""
+    return "".join(char if char.isascii() else quote(char) for char in url)
