@@ -185,6 +185,16 @@ def test_article_content_is_escaped_in_html_and_kept_in_text() -> None:
     assert "<script>alert(1)</script> & co" in rendered.text and "1 < 2" in rendered.text
 
 
+def test_an_address_in_an_excerpt_is_linked_whole() -> None:
+    """A digest's excerpt that holds a long web address links the whole address: a client
+    linking the shown text itself would stop at its first break point."""
+    url = "https://www.example-semiconductor-association.org.cn/reports/2023/statistics.pdf"
+    article = FakeArticle("A", summary=f"全文见{url}，欢迎下载。")
+    issue = FakeIssue(9, "Mag", None, [FakeSection("S", [], [article])])
+    rendered = render_segment(issue, make_segment(["data"], "digest", "zh", TOPICS), config())
+    assert re.search(rf'全文见<a href="{re.escape(url)}"[^>]*>https://', rendered.html)
+
+
 def test_an_issue_without_number_cannot_be_rendered() -> None:
     """Archive links need the number: rendering a number-less issue says so."""
     issue = FakeIssue(None, "Mag", None, [FakeSection("S", [], [FakeArticle("A")])])
