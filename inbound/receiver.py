@@ -19,6 +19,7 @@ answered 250 with nothing changed; the server itself never stops on it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import threading
 import time
@@ -65,9 +66,24 @@ def is_ours(config: Mapping[str, Any], address: str) -> bool:
     return False
 
 
+def limit_key(client: str) -> str:
+    """What the limits count by: an IPv4 address, or an IPv6 address's /64 network (one site or
+    one customer gets a whole /64, and can take a new address from it for each connection);
+    an IPv4-mapped IPv6 address counts as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class RateLimit:
     """Messages per client address within a sliding minute, and connections held open by
-    each address and by all of them."""
+    each address and by all of them; an IPv6 client is counted by its /64 (limit_key)."""
 
     def __init__(self, per_minute: int, connections: int, total: int = CONNECTIONS) -> None:
         self.per_minute = per_minute
@@ -80,6 +96,7 @@ class RateLimit:
 
     def connect(self, client: str) -> str | None:
         """None when the client may connect (it is counted); else the 421 reply saying why not."""
+        client = limit_key(client)
         with self.lock:
             if self.held >= self.total:
                 return "421 4.7.0 Too many connections, try again later"
@@ -90,6 +107,7 @@ class RateLimit:
             return None
 
     def disconnect(self, client: str) -> None:
+        client = limit_key(client)
         with self.lock:
             self.held -= 1
             self.open[client] -= 1
@@ -97,6 +115,7 @@ class RateLimit:
                 del self.open[client]
 
     def message(self, client: str) -> bool:
+        client = limit_key(client)
         now = time.monotonic()
         with self.lock:
             if len(self.sent) > 10_000:

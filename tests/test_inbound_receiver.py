@@ -443,3 +443,22 @@ def test_a_complaint_report_names_its_reader_by_the_return_path_it_quotes(
     assert send(receiver.port, [bare], real)[0] == 250
     assert _statuses(db) == {complainer.email: "complained", bystander.email: "active"}
     assert _suppressed(db) == {email_hash(complainer.email)}
+
+
+def test_ipv6_clients_are_limited_by_their_network_not_each_address() -> None:
+    """A client with an IPv6 /64 cannot pass the per-client limits by taking a new address for
+    each connection or message: addresses of one /64 share the count, another /64 has its own,
+    and an IPv4-mapped address counts as its IPv4 address."""
+    limit = receiver_module.RateLimit(per_minute=2, connections=2)
+    assert limit.connect("2001:db8:1:2::10") is None
+    assert limit.connect("2001:db8:1:2:ffff::1") is None
+    assert limit.connect("2001:db8:1:2::abcd") == "421 4.7.0 Too many connections from your address"
+    assert limit.connect("2001:db8:1:3::10") is None
+    limit.disconnect("2001:db8:1:2::10")
+    assert limit.connect("2001:db8:1:2::beef") is None
+
+    assert limit.message("2001:db8:9:9::1") and limit.message("2001:db8:9:9::2")
+    assert not limit.message("2001:db8:9:9:1:2:3:4")
+    assert limit.message("::ffff:192.0.2.7") and limit.message("192.0.2.7")
+    assert not limit.message("::ffff:192.0.2.7")
+    assert limit.message("192.0.2.8")
