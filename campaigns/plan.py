@@ -112,6 +112,7 @@ def plan(db_session: Session, campaign: Campaign, config: Mapping[str, Any]) -> 
     }
     freeze_seconds = 0.0
     started = time.perf_counter()
+    _refresh_subscriber_statistics(db_session)
     for _ in range(MAX_PLAN_ROUNDS):
         needed = [
             e for e in editions(db_session, campaign.issue_id) if _key(e.segment) not in frozen
@@ -121,7 +122,7 @@ def plan(db_session: Session, campaign: Campaign, config: Mapping[str, Any]) -> 
             frozen[_key(edition.segment)] = freeze(db_session, campaign, issue, edition, config)
         freeze_seconds += time.perf_counter() - freeze_started
         _insert_deliveries(db_session, campaign)
-        _refresh_statistics(db_session)
+        _refresh_ledger_statistics(db_session)
         if not editions(db_session, campaign.issue_id):
             break
     else:
@@ -141,12 +142,31 @@ def plan(db_session: Session, campaign: Campaign, config: Mapping[str, Any]) -> 
     return planned
 
 
-def _refresh_statistics(db_session: Session) -> None:
-    """Let PostgreSQL's planner see the rows just written before the audience is asked for
-    again. With the statistics of a table just imported or a ledger just filled, it chose a
-    nested loop over both (10 s for 10,000 readers; 0.8 s once analysed)."""
+def _refresh_ledger_statistics(db_session: Session) -> None:
+    """Let PostgreSQL's planner see the deliveries just written before the audience is asked
+    for again. With the statistics of a ledger just filled, it chose a nested loop over both
+    tables (10 s for 10,000 readers; 0.8 s once analysed). Only the ledger: planning writes
+    nothing else, and analysing the subscriber table too cost 0.2 s of 0.23 at 100,000."""
     if db_session.get_bind().dialect.name == "postgresql":
-        db_session.execute(text("ANALYZE subscriber, delivery"))
+        db_session.execute(text("ANALYZE delivery"))
+
+
+def _refresh_subscriber_statistics(db_session: Session) -> None:
+    """Analyse the subscriber table before planning when its statistics are missing or stale
+    (a tenth of it changed since, autovacuum's own threshold): a table just imported, which
+    the daemon has not caught up with yet, misleads the audience queries as a new ledger does.
+    """
+    if db_session.get_bind().dialect.name != "postgresql":
+        return
+    stale = db_session.scalar(
+        text(
+            "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL"
+            " OR n_mod_since_analyze > 50 + n_live_tup / 10"
+            " FROM pg_stat_user_tables WHERE relid = 'subscriber'::regclass"
+        )
+    )
+    if stale is not False:
+        db_session.execute(text("ANALYZE subscriber"))
 
 
 def _key(segment: Segment) -> tuple[tuple[str, ...], str, str]:
