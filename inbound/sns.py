@@ -43,9 +43,15 @@ EXTENSION = "inbound.sns"
 # Amazon's own hosts; the whole host[:port] part of the URL must match (no port, no user). The
 # middle part is a region (us-east-1, us-gov-west-1, cn-north-1), not any label: other Amazon
 # services' hosts (sns.s3.amazonaws.com, a bucket named sns) serve what anyone uploads.
-AWS_HOST = re.compile(r"sns\.[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d\.amazonaws\.com(\.cn)?")
-# The name Amazon's SNS signing certificates are issued to (their subject and SAN).
-SIGNER_NAME = "sns.amazonaws.com"
+REGION = r"[a-z]{2}(?:-gov)?-[a-z]+-\d"
+AWS_HOST = re.compile(rf"sns\.{REGION}\.amazonaws\.com(?:\.cn)?")
+# The names Amazon's SNS signing certificates are issued to (their subject or SAN):
+# sns.amazonaws.com in the older regions, sns-signing.<region>.amazonaws.com in the opt-in ones
+# (ap-east-1, me-south-1 …), sns-<region>.amazonaws.com.cn in China, sns-us-gov-west-1… in
+# GovCloud (as the AWS SDKs expect them).
+SIGNER_NAME = re.compile(
+    rf"sns\.amazonaws\.com|sns-signing\.{REGION}\.amazonaws\.com|sns-{REGION}\.amazonaws\.com(?:\.cn)?"
+)
 # The fields each kind of message signs, in the order the canonical string lists them.
 NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 SUBSCRIPTION_FIELDS = (
@@ -135,8 +141,8 @@ def _certificate_key(pem: bytes) -> tuple[rsa.RSAPublicKey, datetime]:
         certificate = x509.load_pem_x509_certificate(pem)
     except ValueError:
         raise Refused(403, "The signing certificate cannot be read.") from None
-    if SIGNER_NAME not in _names(certificate):
-        raise Refused(403, f"The signing certificate is not issued to {SIGNER_NAME}.")
+    if not any(SIGNER_NAME.fullmatch(name) for name in _names(certificate)):
+        raise Refused(403, "The signing certificate is not issued to Amazon SNS.")
     now = datetime.now(UTC)
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         raise Refused(403, "The signing certificate is not valid now.")

@@ -433,7 +433,13 @@ def test_a_certificate_not_issued_to_sns_is_not_used(
     recipient = {"emailAddress": address_of(db, first)}
     message = _notification("sns-other-name", _bounce("Permanent", [recipient], None))
     before = snapshot(db)
-    for name in ("s3.amazonaws.com", "sns.amazonaws.com.evil.example"):
+    for name in (
+        "s3.amazonaws.com",
+        "sns.amazonaws.com.evil.example",
+        "sns-signing.evil.example",
+        "sns-cn-north-1.amazonaws.com.cn.evil.example",
+        "sns.s3.amazonaws.com",
+    ):
         path = f"/{name}.pem"
         ses.files[path] = _pem(_certificate(name, ses.signing_key))
         try:
@@ -442,11 +448,42 @@ def test_a_certificate_not_issued_to_sns_is_not_used(
             del ses.files[path]
         assert (status, said) == (
             403,
-            "The signing certificate is not issued to sns.amazonaws.com.\n",
+            "The signing certificate is not issued to Amazon SNS.\n",
         )
     assert snapshot(db) == before
     trust: sns.SnsTrust = app.extensions[sns.EXTENSION]
     assert trust.keys == {}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sns.amazonaws.com",
+        "sns-cn-north-1.amazonaws.com.cn",
+        "sns-cn-northwest-1.amazonaws.com.cn",
+        "sns-us-gov-west-1.amazonaws.com",
+        "sns-signing.ap-east-1.amazonaws.com",
+        "sns-signing.me-south-1.amazonaws.com",
+    ],
+)
+def test_the_signing_certificates_of_every_kind_of_region_are_used(
+    app: Flask, db: Session, client: FlaskClient, ses: FakeAws, name: str
+) -> None:
+    """Amazon issues SNS signing certificates to other names in China, GovCloud and the opt-in
+    regions (as the AWS SDKs expect them): a message signed with such a certificate's key is
+    applied (review of issue 11: only sns.amazonaws.com was taken, and a Chinese publisher's
+    SES notifications from cn-north-1 were all refused)."""
+    first, *_ = sent_campaign(app, db)
+    recipient = {"emailAddress": address_of(db, first)}
+    message = _notification(f"sns-{name}", _bounce("Permanent", [recipient], None))
+    path = f"/{name}.pem"
+    ses.files[path] = _pem(_certificate(name, ses.signing_key))
+    try:
+        status, said = _post(client, ses.sign(message, url=ses.base + path))
+    finally:
+        del ses.files[path]
+    assert (status, said) == (200, "1 event(s) recorded.\n")
+    assert statuses(db)[address_of(db, first)] == "bounced"
 
 
 def test_off_without_topics(app: Flask, client: FlaskClient) -> None:
