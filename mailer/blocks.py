@@ -103,7 +103,7 @@ WORD_BREAK = Markup("<wbr>")
 _LONG_RUN = re.compile(
     rf"[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]{{{LONG_RUN},}}"
 )
-_ADDRESS = re.compile(r"@|://")
+_ADDRESS = re.compile(r"@|://|(?:^|\W)www\.", re.IGNORECASE)
 
 
 def breakable(text: str) -> Markup:
@@ -128,11 +128,14 @@ def _broken(run: str) -> Markup:
 
 # A web address in running text. Clients link such text themselves, but only up to the first
 # break point, so the email links it whole itself and breaks only the shown text. The host is
-# Latin; the path may hold Chinese characters (https://example.org/新闻/2023) and ends at a
-# space, at Chinese or full-width punctuation, or at a quote, as linkifiers read it.
+# Latin. The path ends at a space, a quote or anything not ASCII, except a run of Chinese that
+# more of the path follows (/新闻/2023, /报告.pdf): Chinese writers run an address straight into
+# their next words (…/zwgk/查看详情。), which must not become part of the link, and a last
+# segment in Chinese cannot be told from them, so it is left out (second review of issue 12).
 _URL = re.compile(
     r"https?://[^\s/?#\u2e80-\u9fff\uff00-\uffef<>\"']+"
-    r"(?:[/?#][^\s\u2000-\u206f\u3000-\u303f\uff00-\uffef<>\"']*)?"
+    r"(?:[/?#](?:[!#-&(-;=?-~]|[^\x00-\x7f\s\u2000-\u206f\u3000-\u303f\uff00-\uffef]+"
+    r"(?=[/?#]|\.[A-Za-z0-9]))*)?"
 )
 
 
