@@ -106,10 +106,13 @@ def inline_css(html: str) -> str:
 
 
 def topic_labels(locale: str, configured: Iterable[str]) -> dict[str, str]:
-    """The name readers see for each configured topic key, in the configured order (a key
-    without a label is shown as it is)."""
+    """The name readers see for each topic key: the configured ones in the configured order,
+    then those the code knows that are no longer configured (old articles keep their tags); a
+    key without a label is shown as it is."""
     gettext = i18n.translations(locale).gettext
-    return {key: topics.label(key, gettext) for key in configured}
+    order = list(configured)
+    keys = order + [key for key in topics.LABELS if key not in order]
+    return {key: topics.label(key, gettext) for key in keys}
 
 
 def topic_names(keys: Iterable[str], locale: str, configured: Iterable[str]) -> str:

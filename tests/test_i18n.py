@@ -63,7 +63,7 @@ NOT_OUR_WORDS = (
     "偏好", "单封邮件", "期刊", "摘录", "订户", "用户", "话题", "类别", "板块", "注销",
     "取消关注", "推送", "活动", "战役", "抑制", "黑名单", "反弹", "成员", "组织", "机构",
     "上传并解析", "分段", "片段", "条目", "令牌", "字节", "队列", "状态码", "Redis", "Celery",
-    "SMTP",
+    "SMTP", "HTML", "投递", "250 OK",
 )  # fmt: skip
 # The development mail viewer (make demo only) is a tool for developers, who read "HTML".
 DEVELOPER_PAGES = ("templates/web/devmail/",)

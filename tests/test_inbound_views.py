@@ -187,7 +187,7 @@ def test_the_home_card_counts_reports_that_matched_nobody_apart(
     card = _text(tidy(admin.get("/editor/").get_data(as_text=True)))
     assert "2 个地址已屏蔽" in card
     assert "退信 1 封" in card and "投诉 1 次" in card and "暂时退信 1 封" in card
-    assert "另有 3 条记录没有对应的订阅者，未作处理。" in card
+    assert "另有 3 份退信或投诉报告找不到对应的订阅者，未作处理。" in card
     english = _text(tidy(admin.get("/editor/?lang=en").get_data(as_text=True)))
     assert "3 more reports matched no subscriber and changed nothing." in english
 

@@ -4,15 +4,18 @@ reader's change list and in the email, joined as each language lists things."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from issues import store as issues
+from issues.models import Issue
 from mailer.render import render_segment
-from mailer.render import topic_labels
 from mailer.segments import make_segment
 from tests.helpers import csrf_token
 from tests.test_segments import config
@@ -39,7 +42,6 @@ def test_the_email_names_the_readers_topics_in_the_configured_order(
     rendered = render_segment(seed(), segment, config(TOPICS=ORDER))
     assert listed in rendered.text
     assert listed in rendered.html
-    assert list(topic_labels(locale, ORDER)) == list(ORDER)
 
 
 def test_the_editors_pages_list_topics_in_the_configured_order(
@@ -71,3 +73,32 @@ def test_the_readers_change_list_follows_the_configured_order(
     }
     page = client.post(path, data=data, follow_redirects=True).get_data(as_text=True)
     assert "已保存。主题：政策 → 数据、政策、企业。" in page
+
+
+def _seed_with_tags(db: Session, tags: list[str]) -> None:
+    """The seed issue, ready, with its first article tagged ``tags`` (in that order)."""
+    parsed = seed()
+    first, *rest = parsed.sections
+    article = dataclasses.replace(first.articles[0], topics=tags)
+    section = dataclasses.replace(first, articles=[article, *first.articles[1:]])
+    issues.store_issue(db, dataclasses.replace(parsed, sections=[section, *rest]))
+    db.execute(select(Issue)).scalar_one().status = "ready"
+    db.commit()
+
+
+def test_an_articles_tags_on_the_website_follow_the_configured_order(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    """The archive shows an article's topics in the configured order, whatever order it was
+    tagged in; a topic no longer configured keeps its name (政策), not its key."""
+    _seed_with_tags(db, ["companies", "policy", "data"])
+    app.config["TOPICS"] = ORDER
+    page = client.get("/issues/361/1").get_data(as_text=True)
+    assert re.findall(r'<span class="topic">([^<]*)</span>', page) == ["数据", "政策", "企业"]
+    app.config["TOPICS"] = ("companies", "data")
+    page = client.get("/issues/361/1?lang=en").get_data(as_text=True)
+    assert re.findall(r'<span class="topic">([^<]*)</span>', page) == [
+        "Companies",
+        "Data",
+        "Policy",
+    ]
