@@ -11,7 +11,7 @@ report delivered twice counts once.
 Limits: ``INBOUND_MAX_BYTES`` per message (552 above it; the report parts are read from its first
 megabyte only), ``INBOUND_MESSAGES_PER_MINUTE`` from one client address (451, try later) and
 ``INBOUND_CONNECTIONS_PER_CLIENT`` connections held open by one address (421), and
-``CONNECTIONS`` held open in all (421): many addresses (an IPv6 network has plenty) each under
+``INBOUND_CONNECTIONS`` held open in all (421): many addresses (an IPv6 network has plenty) each under
 their own limit must not use up the process's sockets. Bad mail of any shape is logged and
 answered 250 with nothing changed; the server itself never stops on it.
 """
@@ -35,6 +35,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import db
+from core.config import DEFAULTS
 from inbound.classify import classify
 from inbound.events import record
 from mailer import verp
@@ -42,9 +43,15 @@ from mailer import verp
 log = logging.getLogger(__name__)
 # Recipients one message may name: a report comes to one address; more is someone else's mail.
 MAX_RECIPIENTS = 20
-LIMITS = ("INBOUND_MAX_BYTES", "INBOUND_MESSAGES_PER_MINUTE", "INBOUND_CONNECTIONS_PER_CLIENT")
-# Connections held open from all clients together: a relay or two need a handful each.
-CONNECTIONS = 200
+LIMITS = (
+    "INBOUND_MAX_BYTES",
+    "INBOUND_MESSAGES_PER_MINUTE",
+    "INBOUND_CONNECTIONS_PER_CLIENT",
+    "INBOUND_CONNECTIONS",
+)
+# Connections held open from all clients together, unless the settings say otherwise: a relay
+# or two need a handful each.
+CONNECTIONS: int = DEFAULTS["INBOUND_CONNECTIONS"][0]
 
 
 def is_ours(config: Mapping[str, Any], address: str) -> bool:
@@ -252,11 +259,11 @@ class InboundController(Controller):
 
 
 def controller(
-    app: Flask, host: str, port: int, lmtp: bool = False, connections: int = CONNECTIONS
+    app: Flask, host: str, port: int, lmtp: bool = False, connections: int | None = None
 ) -> InboundController:
     """A receiver for ``app`` on host:port (LMTP with ``lmtp``), holding at most
-    ``connections`` open, not yet started; ValueError naming a limit that is not a positive
-    whole number."""
+    ``connections`` open (INBOUND_CONNECTIONS by default), not yet started; ValueError naming a
+    limit that is not a positive whole number."""
     config = app.config
     for key in LIMITS:
         value = config[key]
@@ -265,7 +272,7 @@ def controller(
     limit = RateLimit(
         int(config["INBOUND_MESSAGES_PER_MINUTE"]),
         int(config["INBOUND_CONNECTIONS_PER_CLIENT"]),
-        connections,
+        connections or int(config["INBOUND_CONNECTIONS"]),
     )
     return InboundController(
         InboundHandler(app, limit, lmtp),

@@ -255,10 +255,10 @@ def test_a_client_over_the_message_rate_or_connection_limit_is_told_to_wait(app:
 
 def test_connections_past_the_receivers_own_limit_are_told_to_wait(app: Flask) -> None:
     """Clients each under INBOUND_CONNECTIONS_PER_CLIENT (from 127.0.0.1, .2 and .3) together
-    past the receiver's connection limit: the next one is closed with 421, and a connection
-    closed frees its place (review of issue 11)."""
-    app.config.update(INBOUND_CONNECTIONS_PER_CLIENT=2)
-    limited = _in_process(app, connections=3)
+    past INBOUND_CONNECTIONS: the next one is closed with 421, and a connection closed frees
+    its place (review of issue 11)."""
+    app.config.update(INBOUND_CONNECTIONS_PER_CLIENT=2, INBOUND_CONNECTIONS=3)
+    limited = _in_process(app)
 
     def connect(source: str) -> smtplib.SMTP:
         return smtplib.SMTP("127.0.0.1", limited, timeout=10, source_address=(source, 0))
