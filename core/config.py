@@ -81,6 +81,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "INBOUND_MESSAGES_PER_MINUTE": (600, "messages a minute from one client (then 451)"),
     "INBOUND_CONNECTIONS_PER_CLIENT": (20, "connections one client may hold open (then 421)"),
     "INBOUND_CONNECTIONS": (200, "connections the receiver holds open in all (then 421)"),
+    "INBOUND_SESSION_SECONDS": (600, "longest SMTP session, however busy, before 421 and close"),
     # Provider webhooks, POST /webhooks/<provider> (inbound/webhooks.py): each provider is off
     # (404) until its secret is set; see the README's "Provider webhooks".
     "WEBHOOK_RATE_LIMIT": ("600 per minute", "webhook requests per sending IP address"),

@@ -48,6 +48,7 @@ LIMITS = (
     "INBOUND_MESSAGES_PER_MINUTE",
     "INBOUND_CONNECTIONS_PER_CLIENT",
     "INBOUND_CONNECTIONS",
+    "INBOUND_SESSION_SECONDS",
 )
 # Connections held open from all clients together, unless the settings say otherwise: a relay
 # or two need a handful each.
@@ -206,10 +207,14 @@ def _client(session: Any) -> str:
 
 
 class _Counted:
-    """A session that refuses a connection past either connection limit (SMTP and LMTP)."""
+    """A session that refuses a connection past either connection limit (SMTP and LMTP), and
+    ends one that lasts longer than INBOUND_SESSION_SECONDS: aiosmtpd's timeout is per command,
+    so a client trickling its DATA a byte at a time would otherwise hold its place for good."""
 
     limit: RateLimit
+    lifetime: float
     counted: str | None = None
+    ending: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -222,20 +227,35 @@ class _Counted:
             transport.close()
             return
         self.counted = client
+        if self.ending is None:  # connection_made comes again after STARTTLS
+            loop = asyncio.get_running_loop()
+            self.ending = loop.call_later(self.lifetime, _end, transport, client)
         super().connection_made(transport)  # type: ignore[misc]
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.counted is None:
             return
+        if self.ending is not None:
+            self.ending.cancel()
+            self.ending = None
         self.limit.disconnect(self.counted)
         self.counted = None
         super().connection_lost(error)  # type: ignore[misc]
+
+
+def _end(transport: asyncio.BaseTransport, client: str) -> None:
+    """Close a session that lasted too long; what it had not finished sending is not taken."""
+    log.warning("inbound: session from %s lasted too long, closed", client)
+    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        transport.write(b"421 4.4.2 Session too long, closing connection\r\n")
+    transport.close()
 
 
 class InboundSMTP(_Counted, SMTP):
     def __init__(self, handler: InboundHandler, **options: Any) -> None:
         super().__init__(handler, **options)
         self.limit = handler.limit
+        self.lifetime = float(handler.config["INBOUND_SESSION_SECONDS"])
 
 
 class InboundLMTP(_Counted, LMTP):
@@ -245,6 +265,7 @@ class InboundLMTP(_Counted, LMTP):
     def __init__(self, handler: InboundHandler, **options: Any) -> None:
         super().__init__(handler, **options)
         self.limit = handler.limit
+        self.lifetime = float(handler.config["INBOUND_SESSION_SECONDS"])
 
 
 class InboundController(Controller):

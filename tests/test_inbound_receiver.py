@@ -462,3 +462,41 @@ def test_ipv6_clients_are_limited_by_their_network_not_each_address() -> None:
     assert limit.message("::ffff:192.0.2.7") and limit.message("192.0.2.7")
     assert not limit.message("::ffff:192.0.2.7")
     assert limit.message("192.0.2.8")
+
+
+def test_a_session_that_lasts_too_long_is_closed_and_its_place_freed(
+    app: Flask, db: Session
+) -> None:
+    """A client busy for longer than INBOUND_SESSION_SECONDS (each command within aiosmtpd's
+    per-command timeout, as a trickled DATA is) is told 421 and closed, and its place is free
+    again; nothing it had not finished is recorded."""
+    app.config.update(INBOUND_SESSION_SECONDS=1, INBOUND_CONNECTIONS=1)
+    port = _in_process(app)
+    try:
+        client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+        client.ehlo("relay.example.org")
+        client.mail("<>")
+        client.rcpt(str(app.config["UNSUBSCRIBE_MAILTO"]))
+        client.putcmd("DATA")
+        assert client.getreply()[0] == 354
+        started = time.monotonic()
+        with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
+            while time.monotonic() - started < 10:
+                client.send(b"x")  # one byte at a time, as a trickling client does
+                time.sleep(0.05)
+        assert time.monotonic() - started < 5
+        client.close()
+        # The place is free again (INBOUND_CONNECTIONS is 1).
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                again = smtplib.SMTP("127.0.0.1", port, timeout=10)
+                break
+            except smtplib.SMTPConnectError:
+                assert time.monotonic() < deadline, "the closed session's place stayed taken"
+                time.sleep(0.05)
+        assert again.noop()[0] == 250
+        again.quit()
+    finally:
+        _servers.pop().stop()
+    assert db.scalar(select(func.count(MailEventRow.id))) == 0
