@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from sqlalchemy import JSON
 from sqlalchemy import ForeignKey
+from sqlalchemy import ForeignKeyConstraint
 from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -52,6 +53,8 @@ class Campaign(Base):
             sqlite_where=text("status IN ('draft', 'scheduled', 'running', 'paused')"),
             postgresql_where=text("status IN ('draft', 'scheduled', 'running', 'paused')"),
         ),
+        # What the editions' foreign key points at: an edition's issue is its campaign's.
+        UniqueConstraint("id", "issue_id", name="uq_campaign_id_issue_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -88,10 +91,22 @@ class CampaignSegment(Base):
     retry and the report use these bytes. Slot placeholders are still in them."""
 
     __tablename__ = "campaign_segment"
-    __table_args__ = (UniqueConstraint("campaign_id", "topics", "format", "locale"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "topics", "format", "locale"),
+        ForeignKeyConstraint(
+            ["campaign_id", "issue_id"], ["campaign.id", "campaign.issue_id"], ondelete="CASCADE"
+        ),
+        # What the ledger's one foreign key to its edition, campaign and issue points at.
+        UniqueConstraint(
+            "id", "campaign_id", "issue_id", name="uq_campaign_segment_id_campaign_issue"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int]
+    # The campaign's issue, carried here so that a delivery names its edition, campaign and
+    # issue with one foreign key (see Delivery).
+    issue_id: Mapped[int]
     topics: Mapped[tuple[str, ...]] = mapped_column(TopicSet)
     format: Mapped[str] = mapped_column(String(10))
     locale: Mapped[str] = mapped_column(String(5))
@@ -124,19 +139,35 @@ class Delivery(DeliveryState, Base):
             postgresql_where=text("status != 'skipped'"),
         ),
         Index("ix_delivery_campaign_status", "campaign_id", "status", "next_attempt_at"),
-        # The progress page's rate: messages sent in the last minute.
-        Index("ix_delivery_campaign_sent", "campaign_id", "sent_at"),
+        # The progress page's rate: messages sent in the last minute. Only sent rows: a
+        # planned row has no place in it, and planning need not write it.
+        Index(
+            "ix_delivery_campaign_sent",
+            "campaign_id",
+            "sent_at",
+            sqlite_where=text("sent_at IS NOT NULL"),
+            postgresql_where=text("sent_at IS NOT NULL"),
+        ),
+        # One foreign key for the edition, the campaign and the issue, which must agree: one
+        # check per planned row for the three instead of three checks (with the reader's,
+        # PostgreSQL's checks were 60 % of planning's INSERT at 100,000 readers; now two).
+        # Deleting a campaign deletes its editions and its ledger.
+        ForeignKeyConstraint(
+            ["segment_id", "campaign_id", "issue_id"],
+            ["campaign_segment.id", "campaign_segment.campaign_id", "campaign_segment.issue_id"],
+            ondelete="CASCADE",
+        ),
     )
 
     retry_status: ClassVar[str] = "retry"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
-    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="RESTRICT"))
+    campaign_id: Mapped[int]
+    issue_id: Mapped[int]
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
     )
-    segment_id: Mapped[int] = mapped_column(ForeignKey("campaign_segment.id", ondelete="CASCADE"))
+    segment_id: Mapped[int]
     # The receiving domain, for per-provider rates and deferrals.
     domain: Mapped[str] = mapped_column(String(254), default="")
     skip_reason: Mapped[str | None] = mapped_column(String(20))

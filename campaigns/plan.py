@@ -191,6 +191,7 @@ def freeze(
     rendered = render_segment(issue, edition.segment, config)
     row = CampaignSegment(
         campaign_id=campaign.id,
+        issue_id=campaign.issue_id,
         topics=edition.segment.topics,
         format=edition.segment.format,
         locale=edition.segment.locale,

@@ -149,11 +149,12 @@ def real_deliveries(db: Any, subscriber_ids: list[int]) -> list[int]:
     issue = Issue(number=7000, title="Returned", status="sent", content_hash="")
     db.add(issue)
     db.flush()
-    campaign = Campaign(issue_id=issue.id, status="finished", created_by="editor@x.test")
+    campaign = Campaign(issue_id=issue.id, status="done", created_by="editor@x.test")
     db.add(campaign)
     db.flush()
     segment = CampaignSegment(
         campaign_id=campaign.id,
+        issue_id=issue.id,
         topics=(),
         format="html",
         locale="en",

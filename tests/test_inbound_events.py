@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import control
 from campaigns.models import Campaign
+from campaigns.models import CampaignSegment
 from campaigns.models import Delivery
 from campaigns.send import message_id
 from inbound.classify import classify
@@ -52,14 +53,15 @@ def _later_copies(db: Session, row: Delivery, count: int, days: int = 1) -> list
         issue = Issue(number=9000 + number, title=f"Later {number}", status="sent", content_hash="")
         db.add(issue)
         db.flush()
-        campaign = Campaign(issue_id=issue.id, status="finished", created_by="editor@x.test")
+        campaign = Campaign(issue_id=issue.id, status="done", created_by="editor@x.test")
         db.add(campaign)
         db.flush()
+        edition = _edition_like(db, row.segment_id, campaign)
         copy = Delivery(
             campaign_id=campaign.id,
             issue_id=issue.id,
             subscriber_id=row.subscriber_id,
-            segment_id=row.segment_id,
+            segment_id=edition.id,
             status="sent",
             sent_at=NOW + timedelta(days=days * number),
         )
@@ -68,6 +70,21 @@ def _later_copies(db: Session, row: Delivery, count: int, days: int = 1) -> list
         copies.append(copy)
     db.commit()
     return copies
+
+
+def _edition_like(db: Session, segment_id: int, campaign: Campaign) -> CampaignSegment:
+    """A copy of edition ``segment_id`` frozen for ``campaign`` (a ledger row's edition is
+    always one of its own campaign's)."""
+    original = db.get(CampaignSegment, segment_id)
+    assert original is not None
+    columns = CampaignSegment.__table__.columns.keys()
+    values = {name: getattr(original, name) for name in columns if name != "id"}
+    edition = CampaignSegment(
+        **{**values, "campaign_id": campaign.id, "issue_id": campaign.issue_id}
+    )
+    db.add(edition)
+    db.flush()
+    return edition
 
 
 def _event(kind: str, key: str, **fields: Any) -> MailEvent:

@@ -151,7 +151,7 @@ def test_the_welcome_links_the_latest_sent_issue_in_the_readers_edition(
     ):
         db.add(
             CampaignSegment(
-                campaign_id=campaign.id, topics=topics, format="full", locale=locale,
+                campaign_id=campaign.id, issue_id=issue.id, topics=topics, format="full", locale=locale,
                 subject=subject, html="<p>x</p>", text="x", nonce="n" * 16,
                 greetings=["a", "b"], html_bytes=10,
                 view_online_url=f"http://newsletter.test/issues/361?lang={locale}",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 18:06:06.283724
+Create Date: 2026-12-04 01:46:10.263431
 """
 
 from collections.abc import Sequence
@@ -158,7 +158,8 @@ def upgrade() -> None:
     sa.Column('plan_seconds', sa.Double(), nullable=True),
     sa.Column('freeze_seconds', sa.Double(), nullable=True),
     sa.ForeignKeyConstraint(['issue_id'], ['issue.id'], name=op.f('fk_campaign_issue_id_issue'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign')),
+    sa.UniqueConstraint('id', 'issue_id', name='uq_campaign_id_issue_id')
     )
     with op.batch_alter_table('campaign', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_campaign_issue_id'), ['issue_id'], unique=False)
@@ -251,6 +252,7 @@ def upgrade() -> None:
     op.create_table('campaign_segment',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('issue_id', sa.Integer(), nullable=False),
     sa.Column('topics', core.db.TopicSet(length=200), nullable=False),
     sa.Column('format', sa.String(length=10), nullable=False),
     sa.Column('locale', sa.String(length=5), nullable=False),
@@ -263,9 +265,10 @@ def upgrade() -> None:
     sa.Column('shortened', sa.JSON(), nullable=False),
     sa.Column('articles', sa.JSON(), nullable=False),
     sa.Column('html_bytes', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_campaign_segment_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['campaign_id', 'issue_id'], ['campaign.id', 'campaign.issue_id'], name=op.f('fk_campaign_segment_campaign_id_campaign'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_segment')),
-    sa.UniqueConstraint('campaign_id', 'topics', 'format', 'locale', name=op.f('uq_campaign_segment_campaign_id'))
+    sa.UniqueConstraint('campaign_id', 'topics', 'format', 'locale', name=op.f('uq_campaign_segment_campaign_id')),
+    sa.UniqueConstraint('id', 'campaign_id', 'issue_id', name='uq_campaign_segment_id_campaign_issue')
     )
     op.create_table('delivery',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -283,14 +286,12 @@ def upgrade() -> None:
     sa.Column('claimed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_attempt_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_delivery_campaign_id_campaign'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['issue_id'], ['issue.id'], name=op.f('fk_delivery_issue_id_issue'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['segment_id'], ['campaign_segment.id'], name=op.f('fk_delivery_segment_id_campaign_segment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['segment_id', 'campaign_id', 'issue_id'], ['campaign_segment.id', 'campaign_segment.campaign_id', 'campaign_segment.issue_id'], name=op.f('fk_delivery_segment_id_campaign_segment'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_delivery_subscriber_id_subscriber'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery'))
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.create_index('ix_delivery_campaign_sent', ['campaign_id', 'sent_at'], unique=False)
+        batch_op.create_index('ix_delivery_campaign_sent', ['campaign_id', 'sent_at'], unique=False, sqlite_where=sa.text('sent_at IS NOT NULL'), postgresql_where=sa.text('sent_at IS NOT NULL'))
         batch_op.create_index('ix_delivery_campaign_status', ['campaign_id', 'status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_subscriber_id'), ['subscriber_id'], unique=False)
         batch_op.create_index('uq_delivery_issue_subscriber', ['issue_id', 'subscriber_id'], unique=True, sqlite_where=sa.text("status != 'skipped'"), postgresql_where=sa.text("status != 'skipped'"))
@@ -334,7 +335,7 @@ def downgrade() -> None:
         batch_op.drop_index('uq_delivery_issue_subscriber', sqlite_where=sa.text("status != 'skipped'"), postgresql_where=sa.text("status != 'skipped'"))
         batch_op.drop_index(batch_op.f('ix_delivery_subscriber_id'))
         batch_op.drop_index('ix_delivery_campaign_status')
-        batch_op.drop_index('ix_delivery_campaign_sent')
+        batch_op.drop_index('ix_delivery_campaign_sent', sqlite_where=sa.text('sent_at IS NOT NULL'), postgresql_where=sa.text('sent_at IS NOT NULL'))
 
     op.drop_table('delivery')
     op.drop_table('campaign_segment')
