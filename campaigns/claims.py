@@ -5,6 +5,13 @@ the lease (SEND_CLAIM_LEASE_SECONDS) to another batch, presuming its worker dead
 batch must therefore never let its claims age past the lease, whatever it is doing: an
 SMTP reply that takes SMTP_TIMEOUT, a throttle that makes it wait. ``ClaimKeeper`` renews
 them from a thread of its own, on a connection of its own, every quarter of the lease.
+
+Lock order, so that PostgreSQL never finds two of these waiting on each other: a claim
+locks the campaign row (its heartbeat) before any ledger row, as a cancel does; the keeper
+waits for no ledger row at all, and holds none while it beats. It renews only the rows nobody else holds: one the
+batch is recording at that moment is being settled, and if that transaction fails, the next
+round renews it. (Renewing in the order of the heap while the batch recorded in the order of
+ids deadlocked them, and PostgreSQL aborted the batch's record of ten sent messages.)
 """
 
 from __future__ import annotations
@@ -39,10 +46,10 @@ def claim(db_session: Session, campaign_id: int, limit: int) -> list[int]:
     """
     now = utcnow()
     ids: list[int] = []
+    beat(db_session, campaign_id)
     for status in ("retry", "queued"):
         if len(ids) < limit:
             ids += _claim_status(db_session, campaign_id, status, limit - len(ids), now)
-    beat(db_session, campaign_id)
     db_session.commit()
     return sorted(ids)
 
@@ -110,12 +117,21 @@ class ClaimKeeper:
                 continue
 
     def renew(self) -> None:
+        """Renew the claims still ``sending`` that no other transaction holds (see above),
+        then beat, in a transaction of its own: holding the renewed rows while waiting for the
+        campaign row would deadlock with a batch that holds that row and records them."""
+        held = select(Delivery.id).where(Delivery.id.in_(self.ids), Delivery.status == "sending")
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # FOR NO KEY UPDATE, the lock the UPDATE takes anyway: an inbound report
+                # naming the row (a FOR KEY SHARE) neither blocks nor is blocked by it.
+                held = held.with_for_update(skip_locked=True, key_share=True)
             connection.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(self.ids), Delivery.status == "sending")
+                .where(Delivery.id.in_(held.scalar_subquery()), Delivery.status == "sending")
                 .values(claimed_at=utcnow())
             )
+        with self.engine.begin() as connection:
             connection.execute(
                 update(Campaign)
                 .where(Campaign.id == self.campaign_id)

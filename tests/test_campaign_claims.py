@@ -3,24 +3,34 @@ a send starts only with the content it was scheduled (and approved) with."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import pytest
 from flask import Flask
+from sqlalchemy import Engine
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns import control
+from campaigns.claims import ClaimKeeper
 from campaigns.claims import claim
 from campaigns.models import Campaign
+from campaigns.models import CampaignSegment
 from campaigns.models import Delivery
 from core.db import utcnow
 from issues import store
 from issues.models import Article
+from issues.models import Issue
 from issues.models import Section
 from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import ready_seed
+from tests.conftest import wait_until
 
 
 def _planned(app: Flask, db: Session, readers: int) -> int:
@@ -110,3 +120,127 @@ def test_a_send_does_not_start_with_content_changed_after_it_was_approved(
     assert "changed after this send was scheduled" in stopped.paused_reason["msgid"]
     planned = db.scalar(select(func.count()).where(Delivery.campaign_id == campaign.id))
     assert planned == 0
+
+
+def test_the_claim_keeper_waits_for_no_row_that_a_batch_is_recording(
+    app: Flask, db: Session
+) -> None:
+    """While a batch's transaction holds one of its rows (recording its outcome), renewing
+    the batch's claims neither waits for that row nor skips the others: waiting for it, in
+    another order than the batch's, is how the two deadlocked."""
+    engine = db.get_bind()
+    assert isinstance(engine, Engine)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks: its one writer at a time cannot deadlock")
+    campaign_id = _planned(app, db, 5)
+    ids = claim(db, campaign_id, 5)
+    old = utcnow() - timedelta(minutes=10)
+    db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_at=old))
+    db.commit()
+    with engine.connect() as batch:
+        batch.execute(update(Delivery).where(Delivery.id == ids[0]).values(status="sent"))
+        keeper = ClaimKeeper(engine, campaign_id, ids, timedelta(seconds=60))
+        renewing = threading.Thread(target=keeper.renew, daemon=True)
+        renewing.start()
+        renewing.join(timeout=10)
+        waited = renewing.is_alive()
+        batch.rollback()
+    renewing.join(timeout=10)
+    assert not waited, "the keeper waited for the row the batch holds"
+    claimed_at = dict(
+        db.execute(select(Delivery.id, Delivery.claimed_at).where(Delivery.id.in_(ids))).all()
+    )
+    assert claimed_at[ids[0]] == old
+    assert all(claimed_at[i] > old + timedelta(minutes=9) for i in ids[1:]), claimed_at
+
+
+def test_the_claim_keeper_holds_no_row_while_it_waits_for_the_campaign_row(
+    app: Flask, db: Session
+) -> None:
+    """A batch that counts a relay failure holds the campaign row, then records its rows:
+    the keeper, waiting meanwhile to beat on that campaign row, has already committed its
+    renewal and holds none of them (holding them was the second deadlock)."""
+    engine = db.get_bind()
+    assert isinstance(engine, Engine)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks: its one writer at a time cannot deadlock")
+    campaign_id = _planned(app, db, 5)
+    ids = claim(db, campaign_id, 5)
+    old = utcnow() - timedelta(minutes=10)
+    db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_at=old))
+    db.commit()
+
+    def renewed() -> bool:
+        query = select(func.min(Delivery.claimed_at)).where(Delivery.id.in_(ids))
+        with engine.connect() as look:
+            oldest = look.scalar(query)
+        return oldest is not None and oldest > old + timedelta(minutes=9)
+
+    with engine.connect() as batch:
+        batch.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(relay_failures=Campaign.relay_failures + 1)
+        )
+        keeper = ClaimKeeper(engine, campaign_id, ids, timedelta(seconds=60))
+        renewing = threading.Thread(target=keeper.renew, daemon=True)
+        renewing.start()
+        wait_until(renewed, timeout=10)
+        assert renewing.is_alive(), "the keeper beat on a campaign row the batch holds"
+        batch.execute(text("SET LOCAL lock_timeout = '5s'"))
+        batch.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="sent"))
+        batch.commit()
+    renewing.join(timeout=10)
+    assert not renewing.is_alive()
+    statuses = set(db.scalars(select(Delivery.status).where(Delivery.id.in_(ids))))
+    assert statuses == {"sent"}
+
+
+def test_a_ledger_row_names_an_edition_of_its_own_campaign_and_issue(
+    app: Flask, db: Session
+) -> None:
+    """One foreign key ties a delivery to its edition, campaign and issue together: a row
+    whose edition is another campaign's, or whose issue is not its campaign's, is refused by
+    that key (the rows are skipped ones, which the one-copy-per-reader index lets by), and
+    deleting a campaign deletes its editions and its ledger."""
+    campaign_id = _planned(app, db, 3)
+    row = db.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id)).first()
+    assert row is not None
+    other_issue = Issue(number=9100, title="Other", status="sent", content_hash="")
+    db.add(other_issue)
+    db.flush()
+    of_other_issue = Campaign(issue_id=other_issue.id, status="done", created_by="e@x.test")
+    of_same_issue = Campaign(issue_id=row.issue_id, status="done", created_by="e@x.test")
+    db.add_all([of_other_issue, of_same_issue])
+    db.commit()
+
+    def add(campaign: int, issue: int) -> None:
+        with db.begin_nested():
+            db.add(
+                Delivery(
+                    campaign_id=campaign,
+                    issue_id=issue,
+                    subscriber_id=row.subscriber_id,
+                    segment_id=row.segment_id,
+                    status="skipped",
+                    skip_reason="cancelled",
+                )
+            )
+
+    for campaign, issue in (
+        (of_other_issue.id, other_issue.id),
+        (of_same_issue.id, row.issue_id),
+        (campaign_id, other_issue.id),
+    ):
+        with pytest.raises(IntegrityError) as refused:
+            add(campaign, issue)
+        assert "foreign key" in str(refused.value).lower(), refused.value
+    add(campaign_id, row.issue_id)  # the same row with its own campaign and issue is taken
+    db.commit()
+    db.execute(delete(Campaign).where(Campaign.id == campaign_id))
+    db.commit()
+    left = [
+        db.scalar(select(func.count()).select_from(table).where(table.c.campaign_id == campaign_id))
+        for table in (Delivery.__table__, CampaignSegment.__table__)
+    ]
+    assert left == [0, 0]
