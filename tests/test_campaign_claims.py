@@ -4,6 +4,7 @@ a send starts only with the content it was scheduled (and approved) with."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from datetime import timedelta
 
 import pytest
@@ -122,12 +123,10 @@ def test_a_send_does_not_start_with_content_changed_after_it_was_approved(
     assert planned == 0
 
 
-def test_the_claim_keeper_waits_for_no_row_that_a_batch_is_recording(
-    app: Flask, db: Session
-) -> None:
-    """While a batch's transaction holds one of its rows (recording its outcome), renewing
-    the batch's claims neither waits for that row nor skips the others: waiting for it, in
-    another order than the batch's, is how the two deadlocked."""
+def _claims_renewed_long_ago(app: Flask, db: Session) -> tuple[Engine, int, list[int], datetime]:
+    """On PostgreSQL (skipped on SQLite, which has no row locks, so its one writer at a time
+    cannot deadlock): a planned campaign whose five rows one batch claimed, their claims last
+    renewed ten minutes ago. The engine, the campaign, the rows and that time."""
     engine = db.get_bind()
     assert isinstance(engine, Engine)
     if engine.dialect.name != "postgresql":
@@ -137,6 +136,16 @@ def test_the_claim_keeper_waits_for_no_row_that_a_batch_is_recording(
     old = utcnow() - timedelta(minutes=10)
     db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_at=old))
     db.commit()
+    return engine, campaign_id, ids, old
+
+
+def test_the_claim_keeper_waits_for_no_row_that_a_batch_is_recording(
+    app: Flask, db: Session
+) -> None:
+    """While a batch's transaction holds one of its rows (recording its outcome), renewing
+    the batch's claims neither waits for that row nor skips the others: waiting for it, in
+    another order than the batch's, is how the two deadlocked."""
+    engine, campaign_id, ids, old = _claims_renewed_long_ago(app, db)
     with engine.connect() as batch:
         batch.execute(update(Delivery).where(Delivery.id == ids[0]).values(status="sent"))
         keeper = ClaimKeeper(engine, campaign_id, ids, timedelta(seconds=60))
@@ -160,15 +169,7 @@ def test_the_claim_keeper_holds_no_row_while_it_waits_for_the_campaign_row(
     """A batch that counts a relay failure holds the campaign row, then records its rows:
     the keeper, waiting meanwhile to beat on that campaign row, has already committed its
     renewal and holds none of them (holding them was the second deadlock)."""
-    engine = db.get_bind()
-    assert isinstance(engine, Engine)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no row locks: its one writer at a time cannot deadlock")
-    campaign_id = _planned(app, db, 5)
-    ids = claim(db, campaign_id, 5)
-    old = utcnow() - timedelta(minutes=10)
-    db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_at=old))
-    db.commit()
+    engine, campaign_id, ids, old = _claims_renewed_long_ago(app, db)
 
     def renewed() -> bool:
         query = select(func.min(Delivery.claimed_at)).where(Delivery.id.in_(ids))
