@@ -8,10 +8,11 @@ them from a thread of its own, on a connection of its own, every quarter of the 
 
 Lock order, so that PostgreSQL never finds two of these waiting on each other: a claim
 locks the campaign row (its heartbeat) before any ledger row, as a cancel does; the keeper
-waits for no ledger row at all, and holds none while it beats. It renews only the rows nobody else holds: one the
-batch is recording at that moment is being settled, and if that transaction fails, the next
-round renews it. (Renewing in the order of the heap while the batch recorded in the order of
-ids deadlocked them, and PostgreSQL aborted the batch's record of ten sent messages.)
+waits for no ledger row at all, and holds none while it beats. It renews only the rows
+nobody else holds: one the batch is recording at that moment is being settled, and if that
+transaction fails, the next round renews it. (Renewing in the order of the heap while the
+batch recorded in the order of ids deadlocked them, and PostgreSQL aborted the batch's
+record of ten sent messages.)
 """
 
 from __future__ import annotations
