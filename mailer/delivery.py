@@ -102,32 +102,17 @@ def wait_for_retry(row: DeliveryState, config: Mapping[str, Any]) -> None:
 def stale(
     db_session: Session, model: type[DeliveryState], lease: timedelta, *where: Any
 ) -> list[int]:
-    """Rows of ``model`` to enqueue again: claims past their lease, and waiting rows that are
-    overdue (nobody picked them up). ``where`` narrows the rows looked at.
+    """Rows of ``model`` to enqueue again, one task per row: claims past their lease
+    (``requeue_dead``), and waiting rows that are overdue (nobody picked them up). ``where``
+    narrows the rows looked at.
 
-    A dead claim that has used up its tries is failed instead: the process holding it died
-    each time, and sending it again would only repeat that. A dead claim's outcome is
-    unknown, so it is sent again, at most once more per lease, with the same Message-ID.
+    Only for rows that each have a task of their own (the outbox). A campaign's rows have
+    none: its batches claim whatever is due, so an overdue row only means the backlog is long,
+    and sweeping them would rewrite the whole remaining audience every grace period.
     """
     table: Any = model
     now = utcnow()
-    expired = (table.status == "sending", table.claimed_at < now - lease, *where)
-    db_session.execute(
-        update(table)
-        .where(*expired, table.attempts >= MAX_ATTEMPTS)
-        .values(
-            status="failed", smtp_code=None, smtp_reply="no outcome recorded after the last try"
-        )
-        .execution_options(synchronize_session=False)
-    )
-    dead = list(db_session.scalars(select(table.id).where(*expired)))
-    if dead:
-        db_session.execute(
-            update(table)
-            .where(table.id.in_(dead), table.status == "sending")
-            .values(status="queued")
-            .execution_options(synchronize_session=False)
-        )
+    dead = requeue_dead(db_session, model, lease, *where)
     waiting = table.status.in_({"queued", model.retry_status})
     overdue = table.next_attempt_at < now - QUEUED_GRACE
     requeued = set(dead)
@@ -146,3 +131,33 @@ def stale(
             .execution_options(synchronize_session=False)
         )
     return dead + forgotten
+
+
+def requeue_dead(
+    db_session: Session, model: type[DeliveryState], lease: timedelta, *where: Any
+) -> list[int]:
+    """Claims past their lease, presumed dead, go back to the queue; their ids.
+
+    A dead claim that has used up its tries is failed instead: the process holding it died
+    each time, and sending it again would only repeat that. A dead claim's outcome is
+    unknown, so it is sent again, at most once more per lease, with the same Message-ID.
+    """
+    table: Any = model
+    expired = (table.status == "sending", table.claimed_at < utcnow() - lease, *where)
+    db_session.execute(
+        update(table)
+        .where(*expired, table.attempts >= MAX_ATTEMPTS)
+        .values(
+            status="failed", smtp_code=None, smtp_reply="no outcome recorded after the last try"
+        )
+        .execution_options(synchronize_session=False)
+    )
+    dead = list(db_session.scalars(select(table.id).where(*expired)))
+    if dead:
+        db_session.execute(
+            update(table)
+            .where(table.id.in_(dead), table.status == "sending")
+            .values(status="queued")
+            .execution_options(synchronize_session=False)
+        )
+    return dead

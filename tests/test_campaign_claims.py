@@ -19,16 +19,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns import control
+from campaigns import tasks
 from campaigns.claims import ClaimKeeper
 from campaigns.claims import claim
 from campaigns.models import Campaign
 from campaigns.models import CampaignSegment
 from campaigns.models import Delivery
+from core import db as core_db
 from core.db import utcnow
 from issues import store
 from issues.models import Article
 from issues.models import Issue
 from issues.models import Section
+from mailer import delivery
 from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import ready_seed
 from tests.conftest import wait_until
@@ -245,3 +248,42 @@ def test_a_ledger_row_names_an_edition_of_its_own_campaign_and_issue(
         for table in (Delivery.__table__, CampaignSegment.__table__)
     ]
     assert left == [0, 0]
+
+
+def test_the_beat_requeues_dead_claims_and_leaves_a_long_backlog_alone(
+    app: Flask, db: Session
+) -> None:
+    """A batch died holding two claims, and the rest of the audience has waited in the queue
+    longer than the outbox's grace period: the beat gives the two back to the queue, tries
+    counted, and does not touch the backlog. It used to load every queued row and rewrite its
+    due time, every grace period, which at 100,000 readers was 10 MB in a worker and as many
+    row versions in the ledger."""
+    campaign_id = _planned(app, db, 6)
+    ids = list(
+        db.scalars(
+            select(Delivery.id).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id)
+        )
+    )
+    lease = timedelta(seconds=int(app.config["SEND_CLAIM_LEASE_SECONDS"]))
+    long_ago = utcnow() - delivery.QUEUED_GRACE - timedelta(minutes=10)
+    db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(next_attempt_at=long_ago))
+    db.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids[:2]))
+        .values(status="sending", attempts=1, claimed_at=utcnow() - lease - timedelta(minutes=1))
+    )
+    # A batch of the campaign is alive, so the beat does not set new batches going.
+    db.execute(update(Campaign).where(Campaign.id == campaign_id).values(heartbeat_at=utcnow()))
+    db.commit()
+    with app.app_context():
+        assert tasks._recover(lease) == []
+        core_db.session().close()
+    db.expire_all()
+    rows = db.execute(
+        select(Delivery.id, Delivery.status, Delivery.attempts, Delivery.next_attempt_at)
+        .where(Delivery.campaign_id == campaign_id)
+        .order_by(Delivery.id)
+    ).all()
+    assert [(row.status, row.attempts) for row in rows] == [("queued", 1)] * 2 + [("queued", 0)] * 4
+    # Every due time is the one planning gave, dead claims included: they are due at once.
+    assert {row.next_attempt_at for row in rows} == {long_ago}
