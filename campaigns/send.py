@@ -6,6 +6,11 @@ transaction before its message goes out, and its outcome is committed at the lat
 most that many messages sent but not recorded; after the claim lease they are sent again,
 with the same Message-ID (it is derived from the delivery, not drawn at random). Every other
 claimed row was never handed to the relay and is simply sent once, later.
+
+One more case can send a message twice, with no kill: the relay took the content but its
+reply was lost (a timeout, a dropped connection). Nobody can know whether it kept the
+message, so the row is a counted try and is sent again after the backoff, with the same
+Message-ID; after MAX_ATTEMPTS such tries it fails. This is SMTP's own limit (RFC 1047).
 """
 
 from __future__ import annotations
@@ -251,6 +256,12 @@ class Batch:
                 self.throttle.back_off(row.domain)
                 delivery.record(row, error, self.config)
                 return "failed"
+            if relay.handed_over:
+                # The connection failed after the content was written: the relay may have
+                # taken it. A counted try, so that a message whose reply never comes is not
+                # handed over again and again, uncounted, with every batch (see the module
+                # note); its next try, after the backoff, has the same Message-ID.
+                delivery.record(row, error, self.config)
             self._relay_failed(error)
             return "stop"
         except DeliveryFailure as error:

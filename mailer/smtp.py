@@ -127,6 +127,9 @@ class Relay:
         self.connection: smtplib.SMTP | None = None
         # Where the current transaction is, to name in a failure: connect, mail, rcpt, data.
         self.stage = "connect"
+        # Whether the current message's content was written to the relay: when its reply is
+        # then lost, the relay may have taken the message, and sending it again may double it.
+        self.handed_over = False
 
     def __enter__(self) -> Relay:
         self.connection = self._connect()
@@ -184,6 +187,7 @@ class Relay:
         # The message's own policy (CRLF, and UTF-8 headers where addresses need them) decides.
         payload = message.as_bytes()
         self.stage = "connect"
+        self.handed_over = False
         try:
             connection.ehlo_or_helo_if_needed()
             # Non-ASCII addresses need SMTPUTF8; plain ones must not ask for it.
@@ -225,11 +229,9 @@ class Relay:
         code, reply = connection.rcpt(recipient)
         self._check(code, reply, (250, 251))
         self.stage = "data"
-        # The content: data() raises only when DATA itself is refused (no 354); the reply
-        # after the message (250, or a 4xx/5xx for the content) is returned, not raised.
-        code, reply = connection.data(payload)
-        self._check(code, reply, (250,))
-        return code, reply
+        code, reply = connection.docmd("DATA")
+        self._check(code, reply, (354,))
+        return self._content(connection, payload)
 
     def _pipelined(
         self, connection: smtplib.SMTP, payload: bytes, sender: str, recipient: str
@@ -248,6 +250,12 @@ class Relay:
         self._check(rcpt, rcpt_reply, (250, 251))
         self.stage = "data"
         self._check(data, data_reply, (354,))
+        return self._content(connection, payload)
+
+    def _content(self, connection: smtplib.SMTP, payload: bytes) -> tuple[int, bytes]:
+        """After DATA's 354: the message, ended by a lone dot, and the relay's reply to it
+        (250, or a 4xx/5xx for the content)."""
+        self.handed_over = True
         connection.send(dot_stuffed(payload) + b".\r\n")
         code, reply = connection.getreply()
         self._check(code, reply, (250,))

@@ -5,20 +5,25 @@ limit gives its rows back without spending their tries."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns import control
+from campaigns import send
 from campaigns import tasks
 from campaigns.models import Campaign
 from campaigns.models import Delivery
+from campaigns.throttle import Throttle
 from core import create_app
+from core.db import utcnow
 from mailer.smtp import PermanentFailure
 from mailer.smtp import is_hard_bounce
 from subscribers.models import Subscriber
@@ -178,3 +183,50 @@ def test_a_relay_outage_mid_send_pauses_and_resume_finishes_without_duplicates(
     wait_for_status(db, campaign_id, "done", timeout=120)
     assert ledger(db, campaign_id) == {"sent": 600}
     _once_each(smtp_sink, readers)
+
+
+def test_a_message_whose_reply_is_lost_after_its_content_is_a_counted_try(
+    app: Flask, db: Session, smtp_sink: SmtpSink
+) -> None:
+    """The relay takes one reader's content but answers after the reply timeout: the relay
+    may have kept it, so that row is a try counted and waits for the backoff, instead of
+    going back to the queue uncounted and being handed over again by every later batch (the
+    review's reproduction: four handovers in nine batches). The batch stops, its unsent rows
+    go back untouched, and the readers after it are sent once by the next batch."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 12, app.config)
+    victim = readers[4].email
+    app.config.update(SMTP_TIMEOUT=1, BATCH_SIZE=50, SEND_RECORD_EVERY=2, RETRY_BACKOFF_SECONDS=60)
+    smtp_sink.delay_data(victim, 1.5)
+    throttle = Throttle(
+        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
+    )
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+        first = send.send_batch(db, campaign.id, app.config, throttle)
+        assert (first.claimed, first.sent) == (12, 4)
+        assert ledger(db, campaign.id) == {"sent": 4, "retry": 1, "queued": 7}
+        row = db.execute(
+            select(Delivery.attempts, Delivery.next_attempt_at, Delivery.smtp_reply)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Subscriber.email == victim)
+        ).one()
+        assert row.attempts == 1 and row.next_attempt_at > utcnow()
+        assert row.smtp_reply is not None and "connection lost" in row.smtp_reply
+        # The rows after it were never handed over: back in the queue, no try spent.
+        queued = db.scalars(
+            select(Delivery.attempts).where(
+                Delivery.campaign_id == campaign.id, Delivery.status == "queued"
+            )
+        ).all()
+        assert list(queued) == [0] * 7
+        second = send.send_batch(db, campaign.id, app.config, throttle)
+    assert (second.claimed, second.sent) == (7, 7)
+    assert ledger(db, campaign.id) == {"sent": 11, "retry": 1}
+    with smtp_sink.lock:
+        taken = sorted(rcpts[0].lower() for _, rcpts, _ in smtp_sink.messages)
+    assert taken == sorted(reader.email for reader in readers if reader.email != victim)
