@@ -72,10 +72,37 @@ log = logging.getLogger(__name__)
 CONTROL_CHECK_SECONDS = 0.25
 _PROVIDER_DEFERRAL = re.compile(r"^4\.7\.\d+")
 
-# Frozen editions never change, so each worker process builds their shared part once. The
-# render's random nonce is part of the key: a segment id may come back (another database,
-# a restore) with other content, a nonce never does.
-_MAILS: dict[tuple[int, str], IssueMail] = {}
+
+class EditionMails:
+    """The shared part of each frozen edition's emails, built once per worker process.
+
+    Frozen editions never change, so a process keeps what it built while their campaign
+    sends. The render's random nonce is part of the key: a segment id may come back (another
+    database, a restore) with other content, a nonce never does. A campaign's mails (12 MB
+    for the seed issue's 28 editions) are dropped once no batch of it has run here for
+    ``idle_seconds``, and beyond the ``keep`` campaigns used last, so a worker that has sent
+    many issues holds no more than one that has sent a few.
+    """
+
+    def __init__(self, idle_seconds: float = 300.0, keep: int = 4) -> None:
+        self.idle_seconds = idle_seconds
+        self.keep = keep
+        # campaign id → (when a batch last used it, its mails by (segment id, nonce)),
+        # the campaign used last at the end.
+        self.campaigns: dict[int, tuple[float, dict[tuple[int, str], IssueMail]]] = {}
+
+    def of(self, campaign_id: int, now: float) -> dict[tuple[int, str], IssueMail]:
+        """The mails of ``campaign_id``, for a batch starting at ``now`` (monotonic seconds);
+        campaigns idle for too long, or beyond the ``keep`` latest, are forgotten."""
+        _, mails = self.campaigns.pop(campaign_id, (now, {}))
+        self.campaigns[campaign_id] = (now, mails)
+        for other, (used, _) in list(self.campaigns.items()):
+            if now - used > self.idle_seconds or len(self.campaigns) > self.keep:
+                del self.campaigns[other]
+        return mails
+
+
+_EDITIONS = EditionMails()
 
 
 def message_id(delivery_id: int, config: Mapping[str, Any]) -> str:
@@ -119,6 +146,7 @@ class Batch:
         self.checked_at = 0.0
         self.nonces: dict[int, str] = {}
         self.started = time.monotonic()
+        self.mails = _EDITIONS.of(campaign_id, self.started)
         # Half the soft time limit: a batch stops taking messages well before it is cut off.
         self.time_budget = soft_time_limit(config) / 2
 
@@ -286,7 +314,7 @@ class Batch:
             self.throttle.back_off(row.domain)
 
     def _mail(self, segment_id: int) -> IssueMail:
-        mail = _MAILS.get((segment_id, self.nonces[segment_id]))
+        mail = self.mails.get((segment_id, self.nonces[segment_id]))
         if mail is None:
             with self.db.no_autoflush:
                 return self._build_mail(segment_id)
@@ -302,7 +330,7 @@ class Batch:
             .where(Campaign.id == segment.campaign_id)
         )
         mail = issue_mail(thaw(segment, int(number or 0)), self.config)
-        _MAILS[(segment_id, segment.nonce)] = mail
+        self.mails[(segment_id, segment.nonce)] = mail
         return mail
 
     # --- giving rows back -----------------------------------------------------------------
