@@ -11,7 +11,12 @@ measured once the send's database is dropped, and each waits for the CPUs to be 
 ceiling measured beside the autovacuum of the ledger just sent came out a third low).
 
 While a send runs, the campaign's progress JSON is fetched by a logged-in client in this
-process, and the peak RSS (VmHWM) of every worker process is read before it stops.
+process (Flask's test client: the view and its queries, not an HTTP server), and the peak RSS
+(VmHWM) of every worker process is read before it stops. A row counts only if the ledger
+says every reader was sent and the sink received exactly N messages (a duplicate would
+inflate the rate), and the ceiling only if the sink received all of smtp-source's. The CPU
+each group of processes used is printed per message, with "other": the rest of the
+machine's total (the kernel's network work, processes that exited during the send).
 
 Run: .venv/bin/python bench/bench_send.py, with N= (default 100000), DB=postgresql|sqlite,
 WORKERS= (default 2), CONCURRENCY= (pool processes per worker, default 2; one SMTP session
@@ -557,26 +562,43 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
             worker.wait(timeout=10)
 
 
-def cpu_seconds(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
-    """User plus system CPU seconds used so far by each group of processes."""
-    used = {}
+def cpu_seconds(groups: dict[str, list[psutil.Process]]) -> dict[str, dict[int, float]]:
+    """User plus system CPU seconds used so far by each process of each group, by pid."""
+    used: dict[str, dict[int, float]] = {}
     for name, processes in groups.items():
-        total = 0.0
+        used[name] = {}
         for process in processes:
             with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
-                total += times.user + times.system
-        used[name] = total
+                used[name][process.pid] = times.user + times.system
     return used
 
 
-def postgres_processes(url: str) -> list[psutil.Process]:
-    """The PostgreSQL backends serving the bench database, and the WAL writer."""
-    database = url.rsplit("/", 1)[-1]
+def cpu_used(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """CPU seconds each group used between the two readings. A process that started in
+    between counts from zero; one that exited in between (an autovacuum worker) cannot be
+    read any more, which the machine's own total, beside the groups, shows."""
+    return {
+        name: sum(seconds - before.get(name, {}).get(pid, 0.0) for pid, seconds in pids.items())
+        for name, pids in after.items()
+    }
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds used by the whole machine so far, every process and the kernel's own."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def postgres_processes() -> list[psutil.Process]:
+    """Every process of the PostgreSQL server: the backends (only the benchmark's are busy
+    while it runs), the WAL writer, the checkpointer and the autovacuum workers."""
     found = []
     for process in psutil.process_iter(["name", "cmdline"]):
         line = " ".join(process.info["cmdline"] or [])
-        if line.startswith("postgres:") and (database in line or "walwriter" in line):
+        if line.startswith("postgres:") or process.info["name"] == "postgres":
             found.append(process)
     return found
 
@@ -616,6 +638,7 @@ class ProgressProbe(threading.Thread):
         log_in(self.client, "bench@newsletter.test")
         self.url = f"/editor/campaigns/{campaign_id}/progress.json"
         self.latencies: list[float] = []
+        self.failure: str | None = None
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -623,12 +646,17 @@ class ProgressProbe(threading.Thread):
             started = time.perf_counter()
             response = self.client.get(self.url)
             if response.status_code != 200:
-                raise SystemExit(f"{self.url} answered {response.status_code}")
+                # Kept for median_ms: an exception here would end only this thread, silently.
+                self.failure = f"{self.url} answered {response.status_code}"
+                return
             self.latencies.append(time.perf_counter() - started)
 
     def median_ms(self) -> float | None:
+        """The median latency; the benchmark fails if the page ever failed."""
         self.done.set()
         self.join(timeout=10)
+        if self.failure is not None:
+            raise SystemExit(f"the progress page failed during the send: {self.failure}")
         return round(statistics.median(self.latencies) * 1000, 1) if self.latencies else None
 
 
@@ -655,6 +683,26 @@ def wait_until_done(db_session: Session, campaign_id: int, timeout: float) -> Ca
         db_session.rollback()
         time.sleep(0.05)
     raise SystemExit(f"campaign {campaign_id} not done after {timeout:.0f} s")
+
+
+def check_every_reader_once(
+    db_session: Session, campaign_id: int, readers: int, delivered: int
+) -> None:
+    """The figure counts only a send that reached every reader once: the ledger says each
+    was sent, and the sink received exactly that many (a duplicate would inflate the rate)."""
+    statuses = dict(
+        db_session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.campaign_id == campaign_id)
+            .group_by(Delivery.status)
+        ).all()
+    )
+    db_session.rollback()
+    if statuses != {"sent": readers} or delivered != readers:
+        raise SystemExit(
+            f"not every reader got the issue once: the ledger says {statuses}, "
+            f"the sink received {delivered} of {readers}"
+        )
 
 
 def average_message_bytes(app: Flask, db_session: Session, campaign_id: int) -> int:
@@ -711,6 +759,8 @@ def ceiling(sink: Sink, messages: int, sessions: int, size: int) -> float:
     seconds = time.perf_counter() - started
     time.sleep(0.3)
     received = sink.received() - before
+    if received != messages:
+        raise SystemExit(f"smtp-source sent {messages} messages, the sink counted {received}")
     return received / seconds
 
 
@@ -755,7 +805,7 @@ def send_and_measure(
             )
         groups = {
             "workers": worker_processes(workers),
-            "postgresql": postgres_processes(str(settings["DATABASE_URL"])),
+            "postgresql": postgres_processes(),
             "sink": [psutil.Process(sink.process.pid)],
             "redis": [
                 process for process in psutil.Process().children() if "redis" in process.name()
@@ -765,6 +815,7 @@ def send_and_measure(
         wait_for_quiet()
         try:
             cpu_before = cpu_seconds(groups)
+            machine_before = machine_cpu_seconds()
             before = sink.received()
             started = time.perf_counter()
             campaign_id = start_campaign(app, db_session, issue_id)
@@ -775,14 +826,16 @@ def send_and_measure(
             latency = probe.median_ms()
             time.sleep(0.3)
             delivered = sink.received() - before
-            groups["postgresql"] = postgres_processes(str(settings["DATABASE_URL"]))
-            cpu_after = cpu_seconds(groups)
+            groups["postgresql"] = postgres_processes()
+            used = cpu_used(cpu_before, cpu_seconds(groups))
+            used["other"] = machine_cpu_seconds() - machine_before - sum(used.values())
             rss = [round(peak_rss_mb(process), 1) for process in worker_processes(workers)]
         finally:
             if profile is not None:
                 profile.send_signal(signal.SIGINT)
                 profile.wait(timeout=60)
             stop_workers(workers)
+        check_every_reader_once(db_session, campaign_id, options.messages, delivered)
         plan_s, freeze_s = campaign.plan_seconds or 0.0, campaign.freeze_seconds or 0.0
         size = average_message_bytes(app, db_session, campaign_id)
         db_session.close()
@@ -806,8 +859,7 @@ def send_and_measure(
         progress_median_ms=latency,
         rss_mb_by_process=rss,
         cpu_ms_per_message={
-            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / max(delivered, 1), 3)
-            for name in cpu_after
+            name: round(seconds * 1000 / max(delivered, 1), 3) for name, seconds in used.items()
         },
     )
 
