@@ -195,6 +195,8 @@ class Batch:
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.id)
+            # The rows as the claim just wrote them, even if this session held them already.
+            .execution_options(populate_existing=True)
         )
         rows = [(row, subscriber) for row, subscriber in self.db.execute(query)]
         # Which render each edition of the batch is, to find its shared part in the cache.

@@ -14,6 +14,7 @@ import redis
 from flask import Flask
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from campaigns import control
@@ -23,6 +24,7 @@ from campaigns.models import Campaign
 from campaigns.models import Delivery
 from campaigns.throttle import Throttle
 from core import create_app
+from core import db as core_db
 from core.db import utcnow
 from mailer.smtp import PermanentFailure
 from mailer.smtp import is_hard_bounce
@@ -230,3 +232,48 @@ def test_a_message_whose_reply_is_lost_after_its_content_is_a_counted_try(
     with smtp_sink.lock:
         taken = sorted(rcpts[0].lower() for _, rcpts, _ in smtp_sink.messages)
     assert taken == sorted(reader.email for reader in readers if reader.email != victim)
+
+
+def test_a_batch_reads_its_rows_as_claimed_even_if_its_session_held_them(
+    app: Flask, db: Session, smtp_sink: SmtpSink
+) -> None:
+    """A worker's session (which keeps objects across commits) already holds the ledger's
+    rows, as queued with no try, when a batch claims them, and one reader has left since
+    planning: the batch works from the rows as claimed, so the reader who left is skipped
+    with no try spent (not -1) and the others are sent once."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 8, app.config)
+    throttle = Throttle(
+        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
+    )
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+        db.execute(
+            update(Subscriber).where(Subscriber.id == readers[2].id).values(status="unsubscribed")
+        )
+        db.commit()
+        worker_session = core_db.session()
+        held = worker_session.scalars(
+            select(Delivery).where(Delivery.campaign_id == campaign.id)
+        ).all()
+        worker_session.commit()
+        assert {(row.status, row.attempts) for row in held} == {("queued", 0)}
+        result = send.send_batch(worker_session, campaign.id, app.config, throttle)
+        worker_session.close()
+    assert (result.claimed, result.sent) == (8, 7)
+    rows = db.execute(
+        select(Delivery.subscriber_id, Delivery.status, Delivery.attempts).where(
+            Delivery.campaign_id == campaign.id
+        )
+    ).all()
+    assert {(row.status, row.attempts) for row in rows if row.subscriber_id == readers[2].id} == {
+        ("skipped", 0)
+    }
+    assert {(row.status, row.attempts) for row in rows if row.subscriber_id != readers[2].id} == {
+        ("sent", 1)
+    }
+    _once_each(smtp_sink, readers[:2] + readers[3:])
