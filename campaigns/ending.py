@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy import exists
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from campaigns.models import OUTCOME
 from campaigns.models import Campaign
 from campaigns.models import Delivery
 from core.db import utcnow
@@ -43,10 +45,7 @@ def check_failure_rate(db_session: Session, campaign_id: int, config: Mapping[st
     latest = list(
         db_session.scalars(
             select(Delivery.status)
-            .where(
-                Delivery.campaign_id == campaign_id,
-                Delivery.status.in_(("sent", "failed", "bounced")),
-            )
+            .where(Delivery.campaign_id == campaign_id, text(OUTCOME))
             .order_by(Delivery.claimed_at.desc(), Delivery.id.desc())
             .limit(FAILURE_WINDOW)
         )

@@ -122,6 +122,12 @@ class CampaignSegment(Base):
     html_bytes: Mapped[int]
 
 
+# A row that has its outcome. Written out, not bound: a partial index is used only where
+# the planner can see that the query asks for what the index holds, which it cannot for a
+# prepared statement's parameters.
+OUTCOME = "status IN ('sent', 'failed', 'bounced')"
+
+
 class Delivery(DeliveryState, Base):
     """One reader's copy of one issue: planned, claimed, sent (or not), and why."""
 
@@ -147,6 +153,17 @@ class Delivery(DeliveryState, Base):
             "sent_at",
             sqlite_where=text("sent_at IS NOT NULL"),
             postgresql_where=text("sent_at IS NOT NULL"),
+        ),
+        # The failure rate that pauses a send, over the latest outcomes: a walk back along
+        # the settled rows, where without it each batch sorted every row sent so far (31 ms
+        # at 90,000, so a send was quadratic in its audience).
+        Index(
+            "ix_delivery_campaign_outcome",
+            "campaign_id",
+            "claimed_at",
+            "id",
+            sqlite_where=text(OUTCOME),
+            postgresql_where=text(OUTCOME),
         ),
         # One foreign key for the edition, the campaign and the issue, which must agree: one
         # check per planned row for the three instead of three checks (with the reader's,

@@ -277,3 +277,42 @@ def test_a_batch_reads_its_rows_as_claimed_even_if_its_session_held_them(
         ("sent", 1)
     }
     _once_each(smtp_sink, readers[:2] + readers[3:])
+
+
+def test_a_send_pauses_when_half_of_its_latest_200_messages_failed(
+    app: Flask, db: Session, smtp_sink: SmtpSink
+) -> None:
+    """The relay takes the first 150 readers' messages, then refuses every message as spam:
+    after the fifth batch of 50, 100 of the latest 200 outcomes failed, and the send pauses,
+    saying so. Over all 250 it would be 40 %: the window is the latest outcomes, not the
+    whole send, so a send that goes bad late is still stopped."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 250, app.config)
+    for reader in readers[150:]:
+        smtp_sink.refuse_data(reader.email, 554, "5.7.1 Message rejected as spam")
+    app.config.update(BATCH_SIZE=50, SEND_FAILURE_RATE_TO_PAUSE=50)
+    throttle = Throttle(
+        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
+    )
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+        results = []
+        for _ in range(4):
+            results.append(send.send_batch(db, campaign.id, app.config, throttle))
+            assert results[-1].more, results
+        last = send.send_batch(db, campaign.id, app.config, throttle)
+    assert [(r.claimed, r.sent) for r in results] == [(50, 50)] * 3 + [(50, 0)]
+    assert (last.claimed, last.sent, last.more) == (50, 0, False)
+    assert ledger(db, campaign.id) == {"sent": 150, "failed": 100}
+    paused = db.execute(
+        select(Campaign.status, Campaign.paused_reason).where(Campaign.id == campaign.id)
+    ).one()
+    assert paused.status == "paused"
+    assert paused.paused_reason == {
+        "msgid": "%(percent)s%% of the last %(count)s messages failed; check the failures below.",
+        "params": {"percent": 50, "count": 200},
+    }

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 01:46:10.263431
+Create Date: 2026-12-04 19:07:22.777794
 """
 
 from collections.abc import Sequence
@@ -291,6 +291,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery'))
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_delivery_campaign_outcome', ['campaign_id', 'claimed_at', 'id'], unique=False, sqlite_where=sa.text("status IN ('sent', 'failed', 'bounced')"), postgresql_where=sa.text("status IN ('sent', 'failed', 'bounced')"))
         batch_op.create_index('ix_delivery_campaign_sent', ['campaign_id', 'sent_at'], unique=False, sqlite_where=sa.text('sent_at IS NOT NULL'), postgresql_where=sa.text('sent_at IS NOT NULL'))
         batch_op.create_index('ix_delivery_campaign_status', ['campaign_id', 'status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_subscriber_id'), ['subscriber_id'], unique=False)
@@ -336,6 +337,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_delivery_subscriber_id'))
         batch_op.drop_index('ix_delivery_campaign_status')
         batch_op.drop_index('ix_delivery_campaign_sent', sqlite_where=sa.text('sent_at IS NOT NULL'), postgresql_where=sa.text('sent_at IS NOT NULL'))
+        batch_op.drop_index('ix_delivery_campaign_outcome', sqlite_where=sa.text("status IN ('sent', 'failed', 'bounced')"), postgresql_where=sa.text("status IN ('sent', 'failed', 'bounced')"))
 
     op.drop_table('delivery')
     op.drop_table('campaign_segment')
