@@ -189,16 +189,19 @@ class Batch:
 
     # --- loading and checking -------------------------------------------------------------
 
-    def _load(self, ids: list[int]) -> list[tuple[Delivery, Subscriber]]:
+    def _load(self, ids: list[int]) -> list[tuple[Delivery, Subscriber | None]]:
         query = (
             select(Delivery, Subscriber)
-            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            # A reader removed by hand has no row: theirs is skipped, not left claimed.
+            .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.id)
             # The rows as the claim just wrote them, even if this session held them already.
             .execution_options(populate_existing=True)
         )
-        rows = [(row, subscriber) for row, subscriber in self.db.execute(query)]
+        rows: list[tuple[Delivery, Subscriber | None]] = [
+            (row, subscriber) for row, subscriber in self.db.execute(query)
+        ]
         # Which render each edition of the batch is, to find its shared part in the cache.
         segment_ids = {row.segment_id for row, _ in rows}
         self.nonces = dict(
@@ -211,10 +214,10 @@ class Batch:
         return rows
 
     def _skip_the_departed(
-        self, rows: list[tuple[Delivery, Subscriber]]
+        self, rows: list[tuple[Delivery, Subscriber | None]]
     ) -> list[tuple[Delivery, Subscriber]]:
         """Readers who left, were blocked or erased since planning are skipped, with why."""
-        hashes = [s.email_hash for _, s in rows if s.email_hash]
+        hashes = [s.email_hash for _, s in rows if s is not None and s.email_hash]
         blocked = set(
             self.db.scalars(
                 select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes))
@@ -222,8 +225,8 @@ class Batch:
         )
         kept = []
         for row, subscriber in rows:
-            reason = _departed(subscriber, blocked)
-            if reason is None:
+            reason = "erased" if subscriber is None else _departed(subscriber, blocked)
+            if subscriber is not None and reason is None:
                 kept.append((row, subscriber))
             else:
                 row.status, row.skip_reason = "skipped", reason

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
@@ -316,3 +317,35 @@ def test_a_send_pauses_when_half_of_its_latest_200_messages_failed(
         "msgid": "%(percent)s%% of the last %(count)s messages failed; check the failures below.",
         "params": {"percent": 50, "count": 200},
     }
+
+
+def test_a_reader_removed_by_hand_keeps_their_ledger_row_and_is_skipped(
+    app: Flask, db: Session, smtp_sink: SmtpSink
+) -> None:
+    """Readers are erased in place, never deleted; one deleted by hand in SQL after
+    planning leaves their ledger row (the history outlives them) and the batch skips it as
+    erased instead of leaving it claimed. The others are sent once."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 5, app.config)
+    gone = readers[1]
+    throttle = Throttle(
+        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
+    )
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+        db.execute(delete(Subscriber).where(Subscriber.id == gone.id))
+        db.commit()
+        result = send.send_batch(db, campaign.id, app.config, throttle)
+    assert (result.claimed, result.sent) == (5, 4)
+    row = db.execute(
+        select(Delivery.status, Delivery.skip_reason, Delivery.attempts).where(
+            Delivery.subscriber_id == gone.id
+        )
+    ).one()
+    assert tuple(row) == ("skipped", "erased", 0)
+    assert ledger(db, campaign.id) == {"sent": 4, "skipped": 1}
+    _once_each(smtp_sink, [reader for reader in readers if reader.id != gone.id])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 19:07:22.777794
+Create Date: 2026-12-04 19:09:47.268803
 """
 
 from collections.abc import Sequence
@@ -287,7 +287,6 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['segment_id', 'campaign_id', 'issue_id'], ['campaign_segment.id', 'campaign_segment.campaign_id', 'campaign_segment.issue_id'], name=op.f('fk_delivery_segment_id_campaign_segment'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_delivery_subscriber_id_subscriber'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery'))
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
