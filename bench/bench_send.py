@@ -563,14 +563,16 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def cpu_seconds(groups: dict[str, list[psutil.Process]]) -> dict[str, dict[int, float]]:
-    """User plus system CPU seconds used so far by each process of each group, by pid."""
+    """User plus system CPU seconds used so far by each process of each group, by pid; the
+    system part alone under "<group> system"."""
     used: dict[str, dict[int, float]] = {}
     for name, processes in groups.items():
-        used[name] = {}
+        used[name], used[f"{name} system"] = {}, {}
         for process in processes:
             with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
                 used[name][process.pid] = times.user + times.system
+                used[f"{name} system"][process.pid] = times.system
     return used
 
 
@@ -828,7 +830,11 @@ def send_and_measure(
             delivered = sink.received() - before
             groups["postgresql"] = postgres_processes()
             used = cpu_used(cpu_before, cpu_seconds(groups))
-            used["other"] = machine_cpu_seconds() - machine_before - sum(used.values())
+            used["other"] = (
+                machine_cpu_seconds()
+                - machine_before
+                - sum(seconds for name, seconds in used.items() if not name.endswith(" system"))
+            )
             rss = [round(peak_rss_mb(process), 1) for process in worker_processes(workers)]
         finally:
             if profile is not None:
@@ -932,7 +938,13 @@ def main() -> None:
         + "; ".join(f"dkim {'on' if r.dkim else 'off'}: {r.rss_mb_by_process}" for r in rows)
     )
     for row in rows:
-        cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in row.cpu_ms_per_message.items())
+        ms = row.cpu_ms_per_message
+        cpu = ", ".join(
+            f"{name} {value:.2f}"
+            + (f" ({ms[name + ' system']:.2f} in the kernel)" if name + " system" in ms else "")
+            for name, value in ms.items()
+            if not name.endswith(" system")
+        )
         print(f"CPU ms per delivered message, dkim {'on' if row.dkim else 'off'}: {cpu}")
     for row in rows:
         values = asdict(row)

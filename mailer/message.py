@@ -321,7 +321,8 @@ class IssueMail:
         values = slot_values(
             recipient, rendered.greetings, rendered.slots["name"], rendered.view_online_url
         )
-        text, html = self.text_part.encode(values), self.html_part.encode(escaped_values(values))
+        text = self.text_part.pieces(values)
+        html = self.html_part.pieces(escaped_values(values))
         boundary = f"==============={secrets.randbelow(10**19):019d}=="
         identifier = message_id or make_message_id(self.config["MESSAGE_ID_DOMAIN"])
         mailto = self.mailto
@@ -341,7 +342,8 @@ class IssueMail:
                 f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode(),
             ]
         )
-        payload = checked_head(head) + _body(boundary, text, html)
+        # One join for the whole email: its head, then the body's pieces.
+        payload = b"".join([checked_head(head), *_body(boundary, text, html)])
         if dkim.enabled(self.config):
             payload = dkim.sign(payload, self.config)
         return FixedMessage(payload)
@@ -399,24 +401,22 @@ def issue_message(
     return issue_mail(rendered, config).message(recipient, message_id)
 
 
-def _body(boundary: str, text: bytes, html: bytes) -> bytes:
-    """The multipart/alternative body: text first, then HTML, each UTF-8 in base64.
+def _body(boundary: str, text: list[bytes], html: list[bytes]) -> list[bytes]:
+    """The multipart/alternative body, in pieces: text first, then HTML, each UTF-8 in base64.
 
     Both parts come encoded (``mailer.body``), with CRLF line ends inside the encoding too,
     the canonical form of text (RFC 2046 4.1.1); base64 keeps every line within 76 octets
     and 7-bit clean.
     """
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
-    return b"".join(
-        [
-            delimiter,
-            _PART_HEAD.format(subtype="plain").encode("ascii"),
-            b"\r\n",
-            text,
-            delimiter,
-            _PART_HEAD.format(subtype="html").encode("ascii"),
-            b"\r\n",
-            html,
-            f"\r\n--{boundary}--\r\n".encode("ascii"),
-        ]
-    )
+    return [
+        delimiter,
+        _PART_HEAD.format(subtype="plain").encode("ascii"),
+        b"\r\n",
+        *text,
+        delimiter,
+        _PART_HEAD.format(subtype="html").encode("ascii"),
+        b"\r\n",
+        *html,
+        f"\r\n--{boundary}--\r\n".encode("ascii"),
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -157,6 +158,11 @@ class Relay:
                 )
             else:
                 connection = smtplib.SMTP(host, port, timeout=timeout)
+            if connection.sock is not None:
+                # Commands and the end of each message are short writes that the relay must
+                # answer before we go on: Nagle's algorithm would hold each one back until
+                # the previous message's last segment is acknowledged.
+                connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if security == "starttls":
                 connection.starttls(context=ssl.create_default_context())
             if self.config.get("SMTP_USERNAME"):
@@ -256,7 +262,10 @@ class Relay:
         """After DATA's 354: the message, ended by a lone dot, and the relay's reply to it
         (250, or a 4xx/5xx for the content)."""
         self.handed_over = True
-        connection.send(dot_stuffed(payload) + b".\r\n")
+        # Two writes rather than one copy of the ≈100 KB message with the end appended; the
+        # socket has Nagle off (see _connect), so the short second write is not held back.
+        connection.send(dot_stuffed(payload))
+        connection.send(b".\r\n")
         code, reply = connection.getreply()
         self._check(code, reply, (250,))
         return code, reply
