@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import load_only
 
 from campaigns.claims import ClaimKeeper
 from campaigns.claims import claim
@@ -196,6 +197,19 @@ class Batch:
             .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.id)
+            # What sending needs of each reader: their topics (a set parsed from JSON for
+            # each row) and the rest were 3 % of a worker's time, read and never looked at.
+            .options(
+                load_only(
+                    Subscriber.email,
+                    Subscriber.email_hash,
+                    Subscriber.name,
+                    Subscriber.locale,
+                    Subscriber.status,
+                    Subscriber.erased_at,
+                    Subscriber.link_nonce,
+                )
+            )
             # The rows as the claim just wrote them, even if this session held them already.
             .execution_options(populate_existing=True)
         )
