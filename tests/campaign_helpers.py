@@ -25,6 +25,7 @@ from campaigns import control
 from campaigns import tasks
 from campaigns.models import Campaign
 from campaigns.models import Delivery
+from campaigns.throttle import Throttle
 from issues import store
 from issues.models import Issue
 from mailer.segments import Segment
@@ -126,6 +127,24 @@ def send_now(app: Flask, db: Session, issue_id: int, **options: Any) -> int:
         )
         db.commit()
         return campaign.id
+
+
+def planned_here(app: Flask, db: Session, issue_id: int) -> int:
+    """A campaign created and planned in this process, no batch enqueued, for a test that
+    runs its batches itself (``send.send_batch``); its id."""
+    with app.app_context():
+        editor = control.Editor("editor@newsletter.test", is_admin=True)
+        campaign = control.create(db, issue_id, editor, app.config, lambda _id: None)
+        db.commit()
+        control.start(db, campaign.id, None, app.config)
+        db.commit()
+        return campaign.id
+
+
+def own_throttle(app: Flask) -> Throttle:
+    """A throttle in a Redis namespace of its own, for batches a test runs itself."""
+    client = redis_lib.Redis.from_url(app.config["REDIS_URL"])
+    return Throttle(client, app.config, namespace=f"test-{secrets.token_hex(8)}")
 
 
 def status_of(db: Session, campaign_id: int) -> str:

@@ -33,6 +33,7 @@ from issues.models import Issue
 from issues.models import Section
 from mailer import delivery
 from tests.campaign_helpers import add_readers
+from tests.campaign_helpers import planned_here
 from tests.campaign_helpers import ready_seed
 from tests.conftest import wait_until
 
@@ -41,13 +42,7 @@ def _planned(app: Flask, db: Session, readers: int) -> int:
     """A campaign of the seed issue planned for ``readers`` readers, nothing sent; its id."""
     issue = ready_seed(app, db)
     add_readers(db, readers, app.config)
-    with app.app_context():
-        editor = control.Editor("editor@newsletter.test", is_admin=True)
-        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
-        db.commit()
-        control.start(db, campaign.id, None, app.config)
-        db.commit()
-    return campaign.id
+    return planned_here(app, db, issue.id)
 
 
 def test_due_retries_are_claimed_before_the_queued_backlog(app: Flask, db: Session) -> None:

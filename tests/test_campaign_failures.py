@@ -5,12 +5,10 @@ limit gives its rows back without spending their tries."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from sqlalchemy import delete
 from sqlalchemy import func
@@ -23,7 +21,6 @@ from campaigns import send
 from campaigns import tasks
 from campaigns.models import Campaign
 from campaigns.models import Delivery
-from campaigns.throttle import Throttle
 from core import create_app
 from core import db as core_db
 from core.db import utcnow
@@ -35,6 +32,8 @@ from tests.campaign_helpers import add_readers
 from tests.campaign_helpers import kill_worker
 from tests.campaign_helpers import ledger
 from tests.campaign_helpers import on_own_broker
+from tests.campaign_helpers import own_throttle
+from tests.campaign_helpers import planned_here
 from tests.campaign_helpers import ready_seed
 from tests.campaign_helpers import send_now
 from tests.campaign_helpers import start_worker
@@ -201,18 +200,12 @@ def test_a_message_whose_reply_is_lost_after_its_content_is_a_counted_try(
     victim = readers[4].email
     app.config.update(SMTP_TIMEOUT=1, BATCH_SIZE=50, SEND_RECORD_EVERY=2, RETRY_BACKOFF_SECONDS=60)
     smtp_sink.delay_data(victim, 1.5)
-    throttle = Throttle(
-        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
-    )
+    throttle = own_throttle(app)
     with app.app_context():
-        editor = control.Editor("editor@newsletter.test", is_admin=True)
-        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
-        db.commit()
-        control.start(db, campaign.id, None, app.config)
-        db.commit()
-        first = send.send_batch(db, campaign.id, app.config, throttle)
+        campaign_id = planned_here(app, db, issue.id)
+        first = send.send_batch(db, campaign_id, app.config, throttle)
         assert (first.claimed, first.sent) == (12, 4)
-        assert ledger(db, campaign.id) == {"sent": 4, "retry": 1, "queued": 7}
+        assert ledger(db, campaign_id) == {"sent": 4, "retry": 1, "queued": 7}
         row = db.execute(
             select(Delivery.attempts, Delivery.next_attempt_at, Delivery.smtp_reply)
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
@@ -223,13 +216,13 @@ def test_a_message_whose_reply_is_lost_after_its_content_is_a_counted_try(
         # The rows after it were never handed over: back in the queue, no try spent.
         queued = db.scalars(
             select(Delivery.attempts).where(
-                Delivery.campaign_id == campaign.id, Delivery.status == "queued"
+                Delivery.campaign_id == campaign_id, Delivery.status == "queued"
             )
         ).all()
         assert list(queued) == [0] * 7
-        second = send.send_batch(db, campaign.id, app.config, throttle)
+        second = send.send_batch(db, campaign_id, app.config, throttle)
     assert (second.claimed, second.sent) == (7, 7)
-    assert ledger(db, campaign.id) == {"sent": 11, "retry": 1}
+    assert ledger(db, campaign_id) == {"sent": 11, "retry": 1}
     with smtp_sink.lock:
         taken = sorted(rcpts[0].lower() for _, rcpts, _ in smtp_sink.messages)
     assert taken == sorted(reader.email for reader in readers if reader.email != victim)
@@ -244,31 +237,25 @@ def test_a_batch_reads_its_rows_as_claimed_even_if_its_session_held_them(
     with no try spent (not -1) and the others are sent once."""
     issue = ready_seed(app, db)
     readers = add_readers(db, 8, app.config)
-    throttle = Throttle(
-        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
-    )
+    throttle = own_throttle(app)
     with app.app_context():
-        editor = control.Editor("editor@newsletter.test", is_admin=True)
-        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
-        db.commit()
-        control.start(db, campaign.id, None, app.config)
-        db.commit()
+        campaign_id = planned_here(app, db, issue.id)
         db.execute(
             update(Subscriber).where(Subscriber.id == readers[2].id).values(status="unsubscribed")
         )
         db.commit()
         worker_session = core_db.session()
         held = worker_session.scalars(
-            select(Delivery).where(Delivery.campaign_id == campaign.id)
+            select(Delivery).where(Delivery.campaign_id == campaign_id)
         ).all()
         worker_session.commit()
         assert {(row.status, row.attempts) for row in held} == {("queued", 0)}
-        result = send.send_batch(worker_session, campaign.id, app.config, throttle)
+        result = send.send_batch(worker_session, campaign_id, app.config, throttle)
         worker_session.close()
     assert (result.claimed, result.sent) == (8, 7)
     rows = db.execute(
         select(Delivery.subscriber_id, Delivery.status, Delivery.attempts).where(
-            Delivery.campaign_id == campaign.id
+            Delivery.campaign_id == campaign_id
         )
     ).all()
     assert {(row.status, row.attempts) for row in rows if row.subscriber_id == readers[2].id} == {
@@ -292,25 +279,19 @@ def test_a_send_pauses_when_half_of_its_latest_200_messages_failed(
     for reader in readers[150:]:
         smtp_sink.refuse_data(reader.email, 554, "5.7.1 Message rejected as spam")
     app.config.update(BATCH_SIZE=50, SEND_FAILURE_RATE_TO_PAUSE=50)
-    throttle = Throttle(
-        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
-    )
+    throttle = own_throttle(app)
     with app.app_context():
-        editor = control.Editor("editor@newsletter.test", is_admin=True)
-        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
-        db.commit()
-        control.start(db, campaign.id, None, app.config)
-        db.commit()
+        campaign_id = planned_here(app, db, issue.id)
         results = []
         for _ in range(4):
-            results.append(send.send_batch(db, campaign.id, app.config, throttle))
+            results.append(send.send_batch(db, campaign_id, app.config, throttle))
             assert results[-1].more, results
-        last = send.send_batch(db, campaign.id, app.config, throttle)
+        last = send.send_batch(db, campaign_id, app.config, throttle)
     assert [(r.claimed, r.sent) for r in results] == [(50, 50)] * 3 + [(50, 0)]
     assert (last.claimed, last.sent, last.more) == (50, 0, False)
-    assert ledger(db, campaign.id) == {"sent": 150, "failed": 100}
+    assert ledger(db, campaign_id) == {"sent": 150, "failed": 100}
     paused = db.execute(
-        select(Campaign.status, Campaign.paused_reason).where(Campaign.id == campaign.id)
+        select(Campaign.status, Campaign.paused_reason).where(Campaign.id == campaign_id)
     ).one()
     assert paused.status == "paused"
     assert paused.paused_reason == {
@@ -328,18 +309,12 @@ def test_a_reader_removed_by_hand_keeps_their_ledger_row_and_is_skipped(
     issue = ready_seed(app, db)
     readers = add_readers(db, 5, app.config)
     gone = readers[1]
-    throttle = Throttle(
-        redis.Redis.from_url(app.config["REDIS_URL"]), app.config, namespace=uuid.uuid4().hex
-    )
+    throttle = own_throttle(app)
     with app.app_context():
-        editor = control.Editor("editor@newsletter.test", is_admin=True)
-        campaign = control.create(db, issue.id, editor, app.config, lambda _id: None)
-        db.commit()
-        control.start(db, campaign.id, None, app.config)
-        db.commit()
+        campaign_id = planned_here(app, db, issue.id)
         db.execute(delete(Subscriber).where(Subscriber.id == gone.id))
         db.commit()
-        result = send.send_batch(db, campaign.id, app.config, throttle)
+        result = send.send_batch(db, campaign_id, app.config, throttle)
     assert (result.claimed, result.sent) == (5, 4)
     row = db.execute(
         select(Delivery.status, Delivery.skip_reason, Delivery.attempts).where(
@@ -347,5 +322,5 @@ def test_a_reader_removed_by_hand_keeps_their_ledger_row_and_is_skipped(
         )
     ).one()
     assert tuple(row) == ("skipped", "erased", 0)
-    assert ledger(db, campaign.id) == {"sent": 4, "skipped": 1}
+    assert ledger(db, campaign_id) == {"sent": 4, "skipped": 1}
     _once_each(smtp_sink, [reader for reader in readers if reader.id != gone.id])
