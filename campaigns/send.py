@@ -176,6 +176,11 @@ class Batch:
                     break
                 outcome = self._send_one(relay, row, subscriber)
             except SoftTimeLimitExceeded:
+                if relay.handed_over and row.status == "sending":
+                    # Cut off while the relay had the content and had not answered: it may
+                    # have kept it, so this is a counted try, as for a lost reply.
+                    lost = TemporaryFailure(421, "no reply before the task's time ran out")
+                    delivery.record(row, lost, self.config)
                 self._release([r for r, _ in rows[index:]])
                 break
             if outcome == "stop":

@@ -51,6 +51,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SMTP_USERNAME": (None, "SMTP login, if the relay wants one"),
     "SMTP_PASSWORD": (None, "SMTP password"),
     "SMTP_TIMEOUT": (30, "seconds before an SMTP connection or reply is given up"),
+    "SMTP_DATA_TIMEOUT": (
+        600,
+        "seconds to wait for the relay's answer to a whole message (RFC 5321: 10 minutes);"
+        " giving up sooner can double a message",
+    ),
     "MAIL_FROM": ("newsletter@example.org", "envelope sender and From address"),
     "MAIL_FROM_NAME": ("天堂之芯", "display name in From"),
     "MAIL_REPLY_TO": (None, "Reply-To address, if different from MAIL_FROM"),
@@ -319,6 +324,7 @@ def check(config: Mapping[str, Any]) -> None:
     for key in (
         "SMTP_PORT",
         "SMTP_TIMEOUT",
+        "SMTP_DATA_TIMEOUT",
         "HTML_BUDGET_BYTES",
         "BATCH_SIZE",
         "SEND_RATE",

@@ -128,8 +128,9 @@ class Relay:
         self.connection: smtplib.SMTP | None = None
         # Where the current transaction is, to name in a failure: connect, mail, rcpt, data.
         self.stage = "connect"
-        # Whether the current message's content was written to the relay: when its reply is
-        # then lost, the relay may have taken the message, and sending it again may double it.
+        # True from writing a message's content until the relay's reply to it is read: when
+        # the reply is lost, the relay may have kept the message, and sending it again may
+        # double it.
         self.handed_over = False
 
     def __enter__(self) -> Relay:
@@ -185,6 +186,7 @@ class Relay:
         the reply to DATA (which usually names the relay's queue id) is kept for the record.
         A relay that offers PIPELINING (RFC 2920) gets the envelope and DATA in one write.
         """
+        self.handed_over = False
         if self.connection is None:
             # The connection was lost on an earlier message: open a new one (a RelayFailure
             # when that fails), so one dropped connection does not fail the rest of a batch.
@@ -193,7 +195,6 @@ class Relay:
         # The message's own policy (CRLF, and UTF-8 headers where addresses need them) decides.
         payload = message.as_bytes()
         self.stage = "connect"
-        self.handed_over = False
         try:
             connection.ehlo_or_helo_if_needed()
             # Non-ASCII addresses need SMTPUTF8; plain ones must not ask for it.
@@ -266,9 +267,23 @@ class Relay:
         # socket has Nagle off (see _connect), so the short second write is not held back.
         connection.send(dot_stuffed(payload))
         connection.send(b".\r\n")
-        code, reply = connection.getreply()
+        code, reply = self._reply_to_content(connection)
+        self.handed_over = False
         self._check(code, reply, (250,))
         return code, reply
+
+    def _reply_to_content(self, connection: smtplib.SMTP) -> tuple[int, bytes]:
+        """The reply after the final dot, waited for up to SMTP_DATA_TIMEOUT: the relay may
+        be filtering or storing the message, and giving up sooner is what doubles mail
+        (RFC 5321 4.5.3.2.6 asks for 10 minutes)."""
+        sock = connection.sock
+        if sock is None:
+            return connection.getreply()
+        sock.settimeout(float(self.config["SMTP_DATA_TIMEOUT"]))
+        try:
+            return connection.getreply()
+        finally:
+            sock.settimeout(float(self.config["SMTP_TIMEOUT"]))
 
     def _replies(self, connection: smtplib.SMTP) -> list[tuple[int, bytes]]:
         """The replies to MAIL, RCPT and DATA. A relay that refuses one and closes (as 421

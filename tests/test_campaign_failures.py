@@ -48,6 +48,12 @@ def _resume(app: Flask, db: Session, campaign_id: int) -> None:
         db.commit()
 
 
+def _once_each_but(sink: SmtpSink, readers: list[Subscriber], but: str) -> None:
+    with sink.lock:
+        addresses = sorted(rcpts[0].lower() for _, rcpts, _ in sink.messages if rcpts[0] != but)
+    assert addresses == sorted(reader.email for reader in readers if reader.email != but)
+
+
 def _once_each(sink: SmtpSink, readers: list[Subscriber]) -> None:
     with sink.lock:
         addresses = sorted(rcpts[0].lower() for _, rcpts, _ in sink.messages)
@@ -198,7 +204,13 @@ def test_a_message_whose_reply_is_lost_after_its_content_is_a_counted_try(
     issue = ready_seed(app, db)
     readers = add_readers(db, 12, app.config)
     victim = readers[4].email
-    app.config.update(SMTP_TIMEOUT=1, BATCH_SIZE=50, SEND_RECORD_EVERY=2, RETRY_BACKOFF_SECONDS=60)
+    app.config.update(
+        SMTP_TIMEOUT=1,
+        SMTP_DATA_TIMEOUT=1,
+        BATCH_SIZE=50,
+        SEND_RECORD_EVERY=2,
+        RETRY_BACKOFF_SECONDS=60,
+    )
     smtp_sink.delay_data(victim, 1.5)
     throttle = own_throttle(app)
     with app.app_context():
@@ -324,3 +336,69 @@ def test_a_reader_removed_by_hand_keeps_their_ledger_row_and_is_skipped(
     assert tuple(row) == ("skipped", "erased", 0)
     assert ledger(db, campaign_id) == {"sent": 4, "skipped": 1}
     _once_each(smtp_sink, [reader for reader in readers if reader.id != gone.id])
+
+
+def test_a_relay_slower_than_the_command_timeout_to_take_a_message_is_waited_for(
+    app: Flask, db: Session, smtp_sink: SmtpSink
+) -> None:
+    """The relay takes 1.5 s to answer the end of one reader's message, longer than the
+    1-s timeout for commands but within the one for a whole message (SMTP_DATA_TIMEOUT, 10
+    minutes by default): the batch waits, so the reader gets it once and nobody is retried.
+    With one timeout for both, the review counted six copies kept by such a relay."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 6, app.config)
+    smtp_sink.delay_data(readers[2].email, 1.5)
+    app.config.update(SMTP_TIMEOUT=1, SMTP_DATA_TIMEOUT=5)
+    throttle = own_throttle(app)
+    with app.app_context():
+        campaign_id = planned_here(app, db, issue.id)
+        result = send.send_batch(db, campaign_id, app.config, throttle)
+    assert (result.claimed, result.sent) == (6, 6)
+    assert ledger(db, campaign_id) == {"sent": 6}
+    _once_each(smtp_sink, readers)
+
+
+def test_a_batch_cut_off_while_the_relay_holds_a_content_counts_that_try(
+    settings: dict[str, Any], app: Flask, db: Session, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """The relay sits on one reader's message past the task's soft time limit (5 s): the
+    batch is cut off while the relay may be keeping it, so that row is a counted try and
+    waits for the backoff, not a row given back untried. Sent again once the relay is quick,
+    that reader has at most two copies, with one Message-ID; everyone else one."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 20, app.config)
+    victim = readers[5].email
+    smtp_sink.delay_data(victim, 8)
+    with on_own_broker(settings, 12, TASK_TIME_LIMIT=20, RETRY_BACKOFF_SECONDS=1) as (slow, mine):
+        worker = start_worker(mine, tmp_path / "worker.log", concurrency=2)
+        try:
+            campaign_id = send_now(slow, db, issue.id)
+
+            def victim_waits() -> bool:
+                db.expire_all()
+                row = db.execute(
+                    select(Delivery.status, Delivery.attempts)
+                    .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                    .where(Subscriber.email == victim)
+                ).first()
+                db.rollback()
+                # No row until the campaign is planned.
+                return row is not None and tuple(row) == ("retry", 1)
+
+            wait_until(victim_waits, timeout=60)
+            smtp_sink.delay_data(victim, 0)
+            wait_for_status(db, campaign_id, "done", timeout=120)
+        finally:
+            kill_worker(worker)
+    assert ledger(db, campaign_id) == {"sent": 20}
+    attempts = dict(
+        db.execute(
+            select(Subscriber.email, Delivery.attempts).join(
+                Subscriber, Subscriber.id == Delivery.subscriber_id
+            )
+        ).all()
+    )
+    assert attempts.pop(victim) == 2 and set(attempts.values()) == {1}
+    copies = smtp_sink.to(victim)
+    assert 1 <= len(copies) <= 2 and len({copy["Message-ID"] for copy in copies}) == 1
+    _once_each_but(smtp_sink, readers, victim)

@@ -23,6 +23,7 @@ def relay_config(sink: SmtpSink) -> dict[str, Any]:
         "SMTP_HOST": sink.host,
         "SMTP_PORT": sink.port,
         "SMTP_TIMEOUT": 10,
+        "SMTP_DATA_TIMEOUT": 600,
         "SMTP_SECURITY": "none",
         "SMTP_USERNAME": "",
         "SMTP_PASSWORD": "",
@@ -163,3 +164,27 @@ def test_dot_stuffing_doubles_every_leading_dot(payload: bytes, wire: bytes) -> 
     """A dot that starts a line, after CRLF or a bare LF (as smtplib stuffs), is doubled, so
     no content can end the message early or smuggle a command; the content ends in CRLF."""
     assert dot_stuffed(payload) == wire
+
+
+def test_handed_over_holds_only_while_the_reply_to_a_content_is_awaited(sink: SmtpSink) -> None:
+    """The batch counts a try when the relay fails with a message's content unanswered, so
+    the flag must say exactly that: false once the relay answered (even with a refusal),
+    true when the answer to the content never came, and false again for the next message
+    if that one fails before its content is written (here: no connection at all)."""
+    sink.refuse_data("full@example.com", 452, "4.3.1 Insufficient system storage")
+    sink.delay_data("slow@example.com", 3)
+    relay = Relay(relay_config(sink) | {"SMTP_DATA_TIMEOUT": 1})
+    try:
+        with pytest.raises(TemporaryFailure) as refused:
+            relay.send(message(1), SENDER, "full@example.com")
+        assert refused.value.code == 452 and not relay.handed_over
+        with pytest.raises(RelayFailure) as lost:
+            relay.send(message(2), SENDER, "slow@example.com")
+        assert lost.value.stage == "data" and relay.handed_over
+        sink.refuse_connections(421)
+        with pytest.raises(RelayFailure) as unreachable:
+            relay.send(message(3), SENDER, "next@example.com")
+        assert unreachable.value.stage == "connect" and not relay.handed_over
+    finally:
+        sink.refuse_connections(None)
+        relay.close()
