@@ -591,7 +591,9 @@ def cpu_used(
 def machine_cpu_seconds() -> float:
     """CPU seconds used by the whole machine so far, every process and the kernel's own."""
     times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+    # Not idle, iowait or steal (time not ours), nor guest (already counted in user).
+    busy = ("user", "nice", "system", "irq", "softirq")
+    return float(sum(getattr(times, name, 0.0) for name in busy))
 
 
 def postgres_processes() -> list[psutil.Process]:

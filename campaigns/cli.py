@@ -329,7 +329,8 @@ def status_lines(found: progress.Progress) -> list[str]:
         lines.append("latest failures:")
         for error in found.errors:
             reply = f"{error.smtp_code or ''} {error.smtp_reply or ''}".strip() or "-"
-            lines.append(f"  {error.email}  {error.status}  {error.attempts} tries  {reply}")
+            email = error.email or "(erased)"
+            lines.append(f"  {email}  {error.status}  {error.attempts} tries  {reply}")
     return lines
 
 

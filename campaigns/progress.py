@@ -64,7 +64,8 @@ class Failure:
     """A delivery that did not go as planned, with what the relay said."""
 
     delivery_id: int
-    email: str
+    # None for a reader deleted by hand (the ledger keeps their rows).
+    email: str | None
     status: str
     attempts: int
     smtp_code: int | None
@@ -125,7 +126,8 @@ def failures(db_session: Session, campaign_id: int, limit: int | None = 10) -> l
     """The latest failed, bounced and retried deliveries, newest first (all when no limit)."""
     query = (
         select(Delivery, Subscriber.email)
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        # Outer: a reader deleted by hand still has their failures listed, as the counts do.
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(
             Delivery.campaign_id == campaign_id,
             Delivery.status.in_(("failed", "bounced", "retry")),

@@ -31,7 +31,13 @@ IMPORT_STATUSES = ("preview", "queued", "running", "done", "failed")
 
 class Subscriber(Base):
     __tablename__ = "subscriber"
-    __table_args__ = (Index("ix_subscriber_status_member", "status", "member"),)
+    __table_args__ = (
+        Index("ix_subscriber_status_member", "status", "member"),
+        # SQLite would otherwise give a deleted reader's id to the next one, who would then
+        # inherit their ledger rows (which have no foreign key; PostgreSQL's sequence never
+        # gives an id twice).
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # As it is sent to: domain lower-cased and in IDNA form, local part as typed.

@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from campaigns import control
+from campaigns import progress
 from campaigns import send
 from campaigns import tasks
 from campaigns.models import Campaign
@@ -402,3 +403,34 @@ def test_a_batch_cut_off_while_the_relay_holds_a_content_counts_that_try(
     copies = smtp_sink.to(victim)
     assert 1 <= len(copies) <= 2 and len({copy["Message-ID"] for copy in copies}) == 1
     _once_each_but(smtp_sink, readers, victim)
+
+
+def test_the_failures_of_a_reader_removed_by_hand_are_still_listed(app: Flask, db: Session) -> None:
+    """A failed delivery whose reader was deleted in SQL stays in the campaign's failures,
+    as it stays in its counts, shown as erased rather than dropped from the list."""
+    issue = ready_seed(app, db)
+    readers = add_readers(db, 3, app.config)
+    campaign_id = planned_here(app, db, issue.id)
+    db.execute(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign_id)
+        .values(status="failed", attempts=1, smtp_code=554, smtp_reply="5.7.1 rejected")
+    )
+    db.execute(delete(Subscriber).where(Subscriber.id == readers[0].id))
+    db.commit()
+    listed = progress.failures(db, campaign_id)
+    assert sorted(failure.email or "" for failure in listed) == sorted(
+        ["", readers[1].email, readers[2].email]
+    )
+    assert progress.counts(db, campaign_id)["failed"] == len(listed) == 3
+
+
+def test_a_deleted_readers_id_is_never_given_to_a_new_reader(app: Flask, db: Session) -> None:
+    """The ledger keeps a deleted reader's rows without a foreign key, so their id must not
+    come back: SQLite reuses the highest id unless told not to (AUTOINCREMENT)."""
+    readers = add_readers(db, 2, app.config)
+    last = max(reader.id for reader in readers)
+    db.execute(delete(Subscriber).where(Subscriber.id == last))
+    db.commit()
+    newcomer = add_readers(db, 1, app.config, prefix="new")[0]
+    assert newcomer.id > last

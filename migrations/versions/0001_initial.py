@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 19:09:47.268803
+Create Date: 2026-12-04 19:53:22.454997
 """
 
 from collections.abc import Sequence
@@ -104,7 +104,8 @@ def upgrade() -> None:
     sa.Column('confirm_nonce', sa.String(length=32), nullable=False),
     sa.Column('link_nonce', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriber')),
-    sa.UniqueConstraint('email_hash', name=op.f('uq_subscriber_email_hash'))
+    sa.UniqueConstraint('email_hash', name=op.f('uq_subscriber_email_hash')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.create_index('ix_subscriber_status_member', ['status', 'member'], unique=False)
