@@ -36,6 +36,7 @@ from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
 from sqlalchemy import create_engine
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from core import create_app
@@ -152,18 +153,32 @@ def _postgres_database() -> Iterator[str]:
 
 
 def empty_tables(url: str) -> None:
-    """Remove every row, keeping the schema (much faster than migrating again)."""
+    """Remove every row, keeping the schema (much faster than migrating again).
+
+    The session's worker runs the beat every second; its tick can hold one table the
+    TRUNCATE needs while waiting for another the TRUNCATE holds. PostgreSQL then aborts one
+    of the two (seen in CI once), and the TRUNCATE is simply tried again.
+    """
     import_all()
     engine = create_engine(url)
-    with engine.begin() as connection:
-        tables = list(reversed(Base.metadata.sorted_tables))
-        if url.startswith("postgresql"):
-            names = ", ".join(f'"{table.name}"' for table in tables)
-            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(table.delete())
-    engine.dispose()
+    tables = list(reversed(Base.metadata.sorted_tables))
+    try:
+        for attempt in range(5):
+            try:
+                with engine.begin() as connection:
+                    if url.startswith("postgresql"):
+                        names = ", ".join(f'"{table.name}"' for table in tables)
+                        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                    else:
+                        for table in tables:
+                            connection.execute(table.delete())
+                return
+            except OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(0.2)
+    finally:
+        engine.dispose()
 
 
 # --- SMTP sink ---------------------------------------------------------------------------
